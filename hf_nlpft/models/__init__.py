@@ -1,4 +1,4 @@
-"""Model families. `register_auto_classes()` makes them loadable through the standard Auto classes."""
+"""Model families, their registration with the Auto classes, and configs built from `--arch` flags."""
 
 from transformers import (
     AutoConfig,
@@ -7,31 +7,62 @@ from transformers import (
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
+    PretrainedConfig,
 )
 
-from . import rnn
+from . import additive, rnn
 
+# `--arch` name -> config class of the family it builds.
+CONFIG_CLASSES: dict[str, type[PretrainedConfig]] = {
+    "rnn": rnn.RnnConfig,
+    "additive": additive.AdditiveAttentionConfig,
+}
 
-def _families() -> list:
-    """(config class, {Auto class: model class}) for each family that is importable."""
-    families = [
-        (
-            rnn.RnnConfig,
-            {
-                AutoModel: rnn.RnnModel,
-                AutoModelForCausalLM: rnn.RnnForCausalLM,
-                AutoModelForMaskedLM: rnn.RnnForMaskedLM,
-                AutoModelForSequenceClassification: rnn.RnnForSequenceClassification,
-                AutoModelForTokenClassification: rnn.RnnForTokenClassification,
-            },
-        )
-    ]
-    return families
+# config class -> {Auto class: model class}
+AUTO_HEADS = {
+    rnn.RnnConfig: {
+        AutoModel: rnn.RnnModel,
+        AutoModelForCausalLM: rnn.RnnForCausalLM,
+        AutoModelForMaskedLM: rnn.RnnForMaskedLM,
+        AutoModelForSequenceClassification: rnn.RnnForSequenceClassification,
+        AutoModelForTokenClassification: rnn.RnnForTokenClassification,
+    },
+    additive.AdditiveAttentionConfig: {
+        AutoModel: additive.AdditiveAttentionModel,
+        AutoModelForCausalLM: additive.AdditiveAttentionForCausalLM,
+        AutoModelForMaskedLM: additive.AdditiveAttentionForMaskedLM,
+        AutoModelForSequenceClassification: additive.AdditiveAttentionForSequenceClassification,
+        AutoModelForTokenClassification: additive.AdditiveAttentionForTokenClassification,
+    },
+}
 
 
 def register_auto_classes() -> None:
     """Register every family with AutoConfig and the AutoModel* classes (idempotent)."""
-    for config_class, heads in _families():
+    for config_class, heads in AUTO_HEADS.items():
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         for auto_class, model_class in heads.items():
             auto_class.register(config_class, model_class, exist_ok=True)
+
+
+def build_config(arch: str, overrides: str | None = None, **defaults) -> PretrainedConfig:
+    """A validated config for `arch`: the family's defaults, then `defaults`, then the `--config_overrides` string.
+
+    `overrides` is "key=value,key=value" as in Transformers' run_clm.py; values are cast to the type of the
+    field they replace, and the result is validated as a whole (so a bad combination fails here).
+    """
+    if arch not in CONFIG_CLASSES:
+        raise ValueError(f"Unknown --arch {arch!r}; choose one of {sorted(CONFIG_CLASSES)}")
+    config_class = CONFIG_CLASSES[arch]
+    config = config_class(**defaults)
+    if overrides:
+        pairs = [item for item in overrides.split(",") if item.strip()]
+        malformed = [item for item in pairs if "=" not in item]
+        if malformed:
+            raise ValueError(f"--config_overrides: expected key=value pairs, got {malformed}")
+        unknown = [item.split("=")[0].strip() for item in pairs if not hasattr(config, item.split("=")[0].strip())]
+        if unknown:
+            raise ValueError(f"--config_overrides: {config_class.__name__} has no field(s) {unknown}")
+        config.update_from_string(",".join(item.strip() for item in pairs))
+    # Rebuild from the merged values so the class-level validation runs on the final combination.
+    return config_class(**{k: v for k, v in config.to_dict().items() if k not in ("model_type", "transformers_version")})
