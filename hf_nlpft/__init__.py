@@ -4,7 +4,16 @@ Importing the package registers every model family with the Transformers Auto cl
 `AutoModelFor*.from_pretrained(folder)` works without `trust_remote_code`.
 """
 
-from .models import register_auto_classes
+from .data import CorpusNotInstalledError, list_corpora, load_corpus
+from .models import build_config, register_auto_classes
+from .models.additive import (
+    AdditiveAttentionConfig,
+    AdditiveAttentionForCausalLM,
+    AdditiveAttentionForMaskedLM,
+    AdditiveAttentionForSequenceClassification,
+    AdditiveAttentionForTokenClassification,
+    AdditiveAttentionModel,
+)
 from .models.rnn import (
     RnnCache,
     RnnConfig,
@@ -14,12 +23,20 @@ from .models.rnn import (
     RnnForTokenClassification,
     RnnModel,
 )
+from .tokenization import train_tokenizer
 
 __version__ = "0.1.0"
 
 register_auto_classes()
 
 __all__ = [
+    "AdditiveAttentionConfig",
+    "AdditiveAttentionForCausalLM",
+    "AdditiveAttentionForMaskedLM",
+    "AdditiveAttentionForSequenceClassification",
+    "AdditiveAttentionForTokenClassification",
+    "AdditiveAttentionModel",
+    "CorpusNotInstalledError",
     "RnnCache",
     "RnnConfig",
     "RnnForCausalLM",
@@ -27,5 +44,9 @@ __all__ = [
     "RnnForSequenceClassification",
     "RnnForTokenClassification",
     "RnnModel",
+    "build_config",
+    "list_corpora",
+    "load_corpus",
     "register_auto_classes",
+    "train_tokenizer",
 ]

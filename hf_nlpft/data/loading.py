@@ -1,0 +1,93 @@
+"""Raw datasets from a built-in corpus, local files or the Hub, checked early with errors that name the problem."""
+
+import json
+from pathlib import Path
+
+import datasets
+
+from .corpora import list_corpora, load_corpus
+
+FILE_BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+TEXT_COLUMN_CANDIDATES = ("text", "sentence", "review", "content", "document")
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the file, line or column at fault."""
+
+
+def check_data_file(path: str) -> str:
+    """Validate one data file before `datasets` reads it; return the `datasets` builder name for it."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"Data file not found: {path}")
+    builder = FILE_BUILDERS.get(file.suffix.lower())
+    if builder is None:
+        raise DataError(f"{path}: unsupported file type {file.suffix!r}; use one of {sorted(FILE_BUILDERS)}")
+    if builder == "parquet":
+        return builder
+    if file.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    with file.open("rb") as handle:
+        for line_number, raw_line in enumerate(handle, start=1):
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{path}, line {line_number}: not valid UTF-8 (byte {err.start} of the line); "
+                    "re-encode the file as UTF-8"
+                ) from None
+            if builder == "json" and file.suffix.lower() == ".jsonl" and line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}, line {line_number}: not valid JSON ({err.msg})") from None
+    return builder
+
+
+def load_raw_datasets(
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    data_files: dict[str, str] | None = None,
+    cache_dir: str | None = None,
+) -> datasets.DatasetDict:
+    """A built-in corpus by name (resolved first), local files by split, or else a Hub dataset id."""
+    data_files = {split: path for split, path in (data_files or {}).items() if path}
+    if dataset_name and data_files:
+        raise DataError("Give either --dataset_name or data files (--train_file, ...), not both")
+    if dataset_name:
+        if dataset_name in list_corpora():
+            return load_corpus(dataset_name)
+        return datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir)
+    if not data_files:
+        raise DataError("No data: give --dataset_name or --train_file")
+    builders = {check_data_file(path) for path in data_files.values()}
+    if len(builders) > 1:
+        raise DataError(f"All data files must have the same format; got {sorted(data_files.values())}")
+    raw = datasets.load_dataset(builders.pop(), data_files=data_files, cache_dir=cache_dir)
+    for split, dataset in raw.items():
+        if len(dataset) == 0:
+            raise DataError(f"{data_files[split]}: the {split} split has no examples")
+    return raw
+
+
+def resolve_column(dataset: datasets.Dataset, wanted: str | None, candidates: tuple[str, ...], role: str) -> str:
+    """The column to use for `role`: the one asked for, else the first usual name present."""
+    columns = dataset.column_names
+    if wanted is not None:
+        if wanted not in columns:
+            raise DataError(f"Column {wanted!r} ({role}) not found; the data has columns {columns}")
+        return wanted
+    for name in candidates:
+        if name in columns:
+            return name
+    raise DataError(f"No {role} column found among {columns}; name it with the matching --*_column_name flag")
+
+
+def split_off_validation(raw: datasets.DatasetDict, percentage: int, seed: int) -> datasets.DatasetDict:
+    """Hold out `percentage`% of train as validation when the data has no validation split."""
+    if "validation" in raw:
+        return raw
+    if not 0 < percentage < 100:
+        raise DataError("No validation split: give --validation_file or a --validation_split_percentage in 1..99")
+    parts = raw["train"].train_test_split(test_size=percentage / 100, seed=seed)
+    return datasets.DatasetDict({**raw, "train": parts["train"], "validation": parts["test"]})

@@ -1,0 +1,85 @@
+"""Pieces every training recipe shares: output folder safety, resume, tokenizer, and the files written after training."""
+
+import json
+import logging
+from pathlib import Path
+
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from .plots import plot_loss_curve
+from .tokenization import train_tokenizer
+
+logger = logging.getLogger(__name__)
+
+
+class UsageError(ValueError):
+    """Arguments that contradict each other or the files on disk; raised before any data is read."""
+
+
+def check_output_dir(training_args: TrainingArguments, overwrite_output_dir: bool) -> str | None:
+    """Refuse to mix into a non-empty output folder unless resuming or told to; return the checkpoint to resume.
+
+    `--resume_from_checkpoint auto` picks the newest complete checkpoint in `--output_dir` (none: start fresh).
+    """
+    output_dir = Path(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint
+    if resume == "auto":
+        resume = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        training_args.resume_from_checkpoint = resume
+        if resume:
+            logger.info("Resuming from %s", resume)
+    elif resume and not Path(resume).is_dir():
+        raise UsageError(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"--output_dir {output_dir} exists and is not a folder")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not resume and not overwrite_output_dir:
+        raise UsageError(
+            f"--output_dir {output_dir} already exists and is not empty; pass --overwrite_output_dir to write "
+            "into it, or --resume_from_checkpoint auto to continue its run"
+        )
+    return resume
+
+
+def load_or_train_tokenizer(
+    tokenizer_name: str | None,
+    model_name_or_path: str | None,
+    texts,
+    training_args: TrainingArguments,
+    *,
+    model: str,
+    vocab_size: int,
+    lowercase: bool,
+    model_max_length: int,
+) -> PreTrainedTokenizerBase:
+    """The named tokenizer, else the checkpoint's, else one trained on `texts` (by the main process, once)."""
+    source = tokenizer_name or model_name_or_path
+    if source:
+        return AutoTokenizer.from_pretrained(source)
+    staging = Path(training_args.output_dir) / "trained_tokenizer"
+    with training_args.main_process_first(desc="train tokenizer"):
+        if training_args.process_index == 0 and not (staging / "tokenizer.json").exists():
+            tokenizer = train_tokenizer(
+                texts, vocab_size=vocab_size, model=model, lowercase=lowercase, model_max_length=model_max_length
+            )
+            tokenizer.save_pretrained(staging)
+        tokenizer = AutoTokenizer.from_pretrained(staging)
+    return tokenizer
+
+
+def describe_tokenizer(tokenizer: PreTrainedTokenizerBase) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    kind = type(backend.model).__name__ if backend is not None else type(tokenizer).__name__
+    return f"{kind}, {len(tokenizer):,} tokens"
+
+
+def write_run_outputs(trainer: Trainer, output_dir: str) -> list[str]:
+    """Loss curve PNG beside the model; returns the plot file names (for the model card)."""
+    plots = []
+    if trainer.is_world_process_zero() and plot_loss_curve(trainer.state.log_history, Path(output_dir) / "loss_curve.png"):
+        plots.append("loss_curve.png")
+    return plots
+
+
+def save_json(path: Path, values: dict) -> None:
+    path.write_text(json.dumps(values, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
