@@ -60,6 +60,7 @@ class AdditiveAttentionConfig(PretrainedConfig):
     bos_token_id: int | None = 1
     eos_token_id: int | list[int] | None = 2
     mask_token_id: int | None = None  # set from the tokenizer; used by fill-mask and MLM collators
+    use_predicate_indicator: bool = False  # token classification (SRL): embed which token is the predicate
     auto_map: dict | None = None  # filled with ADDITIVE_AUTO_MAP when None
 
     def __post_init__(self, **kwargs):

@@ -568,6 +568,8 @@ class AdditiveAttentionForTokenClassification(AdditiveAttentionPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = AdditiveAttentionModel(config)
+        if config.use_predicate_indicator:
+            self.predicate_embeddings = nn.Embedding(2, config.hidden_size)
         self.dropout = nn.Dropout(_classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -579,13 +581,24 @@ class AdditiveAttentionForTokenClassification(AdditiveAttentionPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        predicate_indicator: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> TokenClassifierOutput | tuple:
-        """`labels` (B,N) with -100 on positions to ignore (padding, non-first sub-words)."""
+        """`labels` (B,N) with -100 on positions to ignore (padding, non-first sub-words).
+
+        `predicate_indicator` (B,N): 1 on the predicate's tokens, 0 elsewhere (SRL; needs use_predicate_indicator).
+        """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if self.config.use_predicate_indicator:
+            if predicate_indicator is None:
+                raise ValueError("This model marks the predicate: pass predicate_indicator (B, N) of 0/1")
+            if inputs_embeds is None:
+                inputs_embeds = self.model.embeddings.word_embeddings(input_ids)
+                input_ids = None
+            inputs_embeds = inputs_embeds + self.predicate_embeddings(predicate_indicator)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -443,6 +443,8 @@ class RnnForTokenClassification(RnnPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = RnnModel(config)
+        if config.use_predicate_indicator:
+            self.predicate_embeddings = nn.Embedding(2, config.embedding_size)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.dropout
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.output_size, config.num_labels)
@@ -454,12 +456,21 @@ class RnnForTokenClassification(RnnPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        predicate_indicator: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         token_type_ids: torch.Tensor | None = None,
         **kwargs,
     ) -> TokenClassifierOutput | tuple:
+        """`predicate_indicator` (B,T): 1 on the predicate's tokens, 0 elsewhere (SRL; needs use_predicate_indicator)."""
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if self.config.use_predicate_indicator:
+            if predicate_indicator is None:
+                raise ValueError("This model marks the predicate: pass predicate_indicator (B, T) of 0/1")
+            if inputs_embeds is None:
+                inputs_embeds = self.model.embeddings(input_ids)
+                input_ids = None
+            inputs_embeds = inputs_embeds + self.predicate_embeddings(predicate_indicator)
         outputs = self.model(
             input_ids,
             attention_mask=attention_mask,
