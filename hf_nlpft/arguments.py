@@ -55,7 +55,7 @@ class DataArguments:
         default=5, metadata={"help": "Share of train held out for validation when there is no validation split."}
     )
     block_size: int = field(default=128, metadata={"help": "Tokens per training block for LM objectives."})
-    max_seq_length: int = field(default=64, metadata={"help": "Truncation length of sentences (contrastive)."})
+    max_seq_length: int = field(default=128, metadata={"help": "Truncation length in tokens (contrastive, fine-tuning)."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for datasets.map."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Recompute cached tokenized datasets."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N train examples."})
@@ -101,4 +101,9 @@ def parse_args(dataclass_types: tuple, argv: list[str], prog: str | None = None)
             raise FileNotFoundError(f"Recipe file not found: {argv[0]}")
         argv = _file_to_argv(argv[0]) + list(argv[1:])
     parser = HfArgumentParser(dataclass_types, prog=prog)
-    return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    *parsed, unknown = parser.parse_args_into_dataclasses(
+        args=argv, look_for_args_file=False, return_remaining_strings=True
+    )
+    if unknown:  # HfArgumentParser would raise a ValueError with a traceback; argparse's own error exits with 2
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return tuple(parsed)

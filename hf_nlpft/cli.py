@@ -5,6 +5,9 @@ import sys
 
 COMMANDS = {  # name -> (module, one-line help)
     "pretrain": ("hf_nlpft.pretrain", "self-supervised pretraining: causal LM, masked LM or contrastive"),
+    "finetune": ("hf_nlpft.finetune", "fine-tune on a task: text-classification, token-classification, srl"),
+    "evaluate": ("hf_nlpft.evaluation", "score a fine-tuned model on a labelled split"),
+    "predict": ("hf_nlpft.prediction", "add a fine-tuned model's predictions to a JSONL file"),
     "demo": ("hf_nlpft.demo", "the main job on built-in data (the README's first command)"),
     "corpora": ("hf_nlpft.data.corpora", "list the built-in corpora"),
 }

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import datasets
 import transformers
+from huggingface_hub.errors import StrictDataclassError
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -31,7 +32,13 @@ from transformers import (
 from .arguments import DataArguments, ModelArguments, OutputArguments, parse_args
 from .cards import render_model_card
 from .contrastive import ContrastiveTrainer
-from .data.loading import TEXT_COLUMN_CANDIDATES, load_raw_datasets, resolve_column, split_off_validation
+from .data.loading import (
+    TEXT_COLUMN_CANDIDATES,
+    load_raw_datasets,
+    resolve_column,
+    split_off_validation,
+    take_subset,
+)
 from .models import build_config
 from .training import (
     UsageError,
@@ -71,7 +78,10 @@ def build_model_config(model_args: ModelArguments, pretrain_args: PretrainArgume
             raise UsageError(f"--arch {model_args.arch} cannot be pretrained here; use rnn or additive")
         # An RNN for MLM must read both ways; for CLM only left to right. Overrides may still say otherwise.
         defaults = {"bidirectional": pretrain_args.objective != "clm"} if model_args.arch == "rnn" else {}
-        config = build_config(model_args.arch, model_args.config_overrides, **defaults)
+        try:
+            config = build_config(model_args.arch, model_args.config_overrides, **defaults)
+        except (ValueError, StrictDataclassError) as err:  # an unknown field, a bad value or an impossible mix
+            raise UsageError(str(err)) from None
     else:
         raise UsageError("Give --arch rnn|additive (with --config_overrides) or --model_name_or_path")
     bidirectional = getattr(config, "bidirectional", None)
@@ -150,6 +160,15 @@ def pretrain(
         raise UsageError(f"--objective is required: one of {list(OBJECTIVES)}")
     # Everything that can be wrong with the arguments fails here, before any data is read.
     config = build_model_config(model_args, pretrain_args)
+    # The length of what the objective feeds the model (packed blocks, or truncated sentences) must fit its positions.
+    length_flag, length = (
+        ("--max_seq_length", data_args.max_seq_length)
+        if pretrain_args.objective == "contrastive"
+        else ("--block_size", data_args.block_size)
+    )
+    max_positions = getattr(config, "max_position_embeddings", None)
+    if max_positions is not None and length > max_positions:
+        raise UsageError(f"{length_flag} {length} exceeds the model's max_position_embeddings {max_positions}")
     resume = check_output_dir(training_args, output_args.overwrite_output_dir)
     set_seed(training_args.seed)
 
@@ -162,10 +181,8 @@ def pretrain(
     raw = split_off_validation(raw, data_args.validation_split_percentage, training_args.seed)
     text_column = resolve_column(raw["train"], data_args.text_column_name, TEXT_COLUMN_CANDIDATES, "text")
     raw = raw.select_columns([text_column])
-    if data_args.max_train_samples is not None:
-        raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))
-    if data_args.max_eval_samples is not None:
-        raw["validation"] = raw["validation"].select(range(min(data_args.max_eval_samples, len(raw["validation"]))))
+    raw["train"] = take_subset(raw["train"], data_args.max_train_samples, training_args.seed)
+    raw["validation"] = take_subset(raw["validation"], data_args.max_eval_samples, training_args.seed)
 
     tokenizer = load_or_train_tokenizer(
         model_args.tokenizer_name,
@@ -189,9 +206,6 @@ def pretrain(
         raise UsageError(
             f"The tokenizer has {len(tokenizer)} tokens but the model's embedding has {model.config.vocab_size} rows"
         )
-    max_positions = getattr(model.config, "max_position_embeddings", None)
-    if max_positions is not None and data_args.block_size > max_positions:
-        raise UsageError(f"--block_size {data_args.block_size} exceeds the model's max_position_embeddings {max_positions}")
     logger.info("Model: %s with %s parameters", type(model).__name__, f"{model.num_parameters():,}")
 
     if pretrain_args.objective == "contrastive":
@@ -213,6 +227,7 @@ def pretrain(
                 f"--block_size {data_args.block_size}?)"
             )
 
+    use_cache = getattr(model.config, "use_cache", None)
     trainer = trainer_class(
         model=model,
         args=training_args,
@@ -223,6 +238,8 @@ def pretrain(
         **extra,
     )
     train_result = trainer.train(resume_from_checkpoint=resume)
+    if use_cache is not None:  # the Trainer turns the cache off for training; the saved config keeps the model's own
+        trainer.model.config.use_cache = use_cache
     trainer.save_model()
     metrics = dict(train_result.metrics)
     metrics["train_samples"] = len(processed["train"])

@@ -58,7 +58,8 @@ def load_or_train_tokenizer(
         return AutoTokenizer.from_pretrained(source)
     staging = Path(training_args.output_dir) / "trained_tokenizer"
     with training_args.main_process_first(desc="train tokenizer"):
-        if training_args.process_index == 0 and not (staging / "tokenizer.json").exists():
+        # Always trained afresh: a staged tokenizer left by an earlier, failed run may have other settings.
+        if training_args.process_index == 0:
             tokenizer = train_tokenizer(
                 texts, vocab_size=vocab_size, model=model, lowercase=lowercase, model_max_length=model_max_length
             )

@@ -91,3 +91,11 @@ def split_off_validation(raw: datasets.DatasetDict, percentage: int, seed: int) 
         raise DataError("No validation split: give --validation_file or a --validation_split_percentage in 1..99")
     parts = raw["train"].train_test_split(test_size=percentage / 100, seed=seed)
     return datasets.DatasetDict({**raw, "train": parts["train"], "validation": parts["test"]})
+
+
+def take_subset(dataset: datasets.Dataset, size: int | None, seed: int) -> datasets.Dataset:
+    """A seeded random `size` examples (all when None or larger): corpora in canonical order are sorted by label,
+    so the first N would often hold a single class."""
+    if size is None or size >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(size))
