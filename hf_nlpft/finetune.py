@@ -19,7 +19,7 @@ from transformers import AutoConfig, EarlyStoppingCallback, Trainer, TrainingArg
 from .arguments import DataArguments, ModelArguments, OutputArguments, parse_args
 from .cards import render_model_card
 from .data.loading import DataError, load_raw_datasets, split_off_validation, take_subset
-from .models import build_config
+from .models import apply_config_overrides, build_config
 from .tasks import TASKS
 from .training import (
     UsageError,
@@ -114,12 +114,17 @@ def build_model(task, model_args, tokenizer, label_names: list[str]):
     labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
               "label2id": {name: i for i, name in enumerate(label_names)}}
     if model_args.model_name_or_path:
-        config = AutoConfig.from_pretrained(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
+        config = AutoConfig.from_pretrained(
+            model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code,
+            **labels, **task.model_overrides,
+        )
+        # Overrides on a pretrained model change behaviour (pooling, dropout), not shapes the weights fix.
+        config = apply_config_overrides(config, model_args.config_overrides)
         if len(tokenizer) > config.vocab_size:
             raise UsageError(f"The tokenizer has {len(tokenizer)} tokens but the model's embedding has {config.vocab_size}")
         return task.auto_class.from_pretrained(
-            model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code,
-            ignore_mismatched_sizes=True, **labels, **task.model_overrides,
+            model_args.model_name_or_path, config=config, trust_remote_code=model_args.trust_remote_code,
+            ignore_mismatched_sizes=True,
         )
     defaults = {"bidirectional": True} if model_args.arch == "rnn" else {}
     config = build_config(

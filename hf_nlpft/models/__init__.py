@@ -45,24 +45,28 @@ def register_auto_classes() -> None:
             auto_class.register(config_class, model_class, exist_ok=True)
 
 
-def build_config(arch: str, overrides: str | None = None, **defaults) -> PretrainedConfig:
-    """A validated config for `arch`: the family's defaults, then `defaults`, then the `--config_overrides` string.
+def apply_config_overrides(config: PretrainedConfig, overrides: str | None) -> PretrainedConfig:
+    """`config` with a `--config_overrides` string applied, validated as a whole (a bad combination fails here).
 
     `overrides` is "key=value,key=value" as in Transformers' run_clm.py; values are cast to the type of the
-    field they replace, and the result is validated as a whole (so a bad combination fails here).
+    field they replace.
     """
-    if arch not in CONFIG_CLASSES:
-        raise ValueError(f"Unknown --arch {arch!r}; choose one of {sorted(CONFIG_CLASSES)}")
-    config_class = CONFIG_CLASSES[arch]
-    config = config_class(**defaults)
     if overrides:
-        pairs = [item for item in overrides.split(",") if item.strip()]
+        pairs = [item.strip() for item in overrides.split(",") if item.strip()]
         malformed = [item for item in pairs if "=" not in item]
         if malformed:
             raise ValueError(f"--config_overrides: expected key=value pairs, got {malformed}")
-        unknown = [item.split("=")[0].strip() for item in pairs if not hasattr(config, item.split("=")[0].strip())]
+        unknown = [item.split("=")[0] for item in pairs if not hasattr(config, item.split("=")[0])]
         if unknown:
-            raise ValueError(f"--config_overrides: {config_class.__name__} has no field(s) {unknown}")
-        config.update_from_string(",".join(item.strip() for item in pairs))
+            raise ValueError(f"--config_overrides: {type(config).__name__} has no field(s) {unknown}")
+        config.update_from_string(",".join(pairs))
     # Rebuild from the merged values so the class-level validation runs on the final combination.
-    return config_class(**{k: v for k, v in config.to_dict().items() if k not in ("model_type", "transformers_version")})
+    values = {k: v for k, v in config.to_dict().items() if k not in ("model_type", "transformers_version")}
+    return type(config)(**values)
+
+
+def build_config(arch: str, overrides: str | None = None, **defaults) -> PretrainedConfig:
+    """A validated config for `arch`: the family's defaults, then `defaults`, then the `--config_overrides` string."""
+    if arch not in CONFIG_CLASSES:
+        raise ValueError(f"Unknown --arch {arch!r}; choose one of {sorted(CONFIG_CLASSES)}")
+    return apply_config_overrides(CONFIG_CLASSES[arch](**defaults), overrides)
