@@ -14,7 +14,7 @@ import datasets
 from transformers import AutoConfig, AutoTokenizer, Trainer, TrainingArguments
 
 from .arguments import DataArguments, parse_args
-from .data.loading import DataError
+from .data.loading import DataError, take_subset
 from .finetune import FinetuneArguments, load_task_data, requested_columns
 from .tasks import TASKS, task_for_model
 from .training import UsageError, save_json
@@ -28,6 +28,9 @@ class EvaluateArguments:
         default=None, metadata={"help": "Where to write the metrics; default <model>/evaluation_<split>_results.json"}
     )
     per_device_eval_batch_size: int = field(default=32, metadata={"help": "Batch size."})
+    seed: int = field(
+        default=42, metadata={"help": "Seed of the --max_eval_samples subset (finetune's default: the same examples)."}
+    )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow Hub models with custom code."})
 
 
@@ -40,7 +43,7 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments, finet
     raw = load_task_data(task_name, data_args, finetune_args)
     if eval_args.split not in raw:
         raise DataError(f"The data has no {eval_args.split!r} split; it has {list(raw)}")
-    dataset = raw[eval_args.split]
+    dataset = take_subset(raw[eval_args.split], data_args.max_eval_samples, eval_args.seed)
     columns = task.resolve_columns(dataset, requested_columns(data_args.text_column_name, finetune_args))
     label_names = [config.id2label[i] for i in range(config.num_labels)]
     # The model's labels, not the data's: every label in the data must be one the model knows.
@@ -64,7 +67,9 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments, finet
             compute_metrics=task.compute_metrics(label_names),
         )
         metrics = trainer.evaluate(processed, metric_key_prefix=eval_args.split)
-    return {k: v for k, v in metrics.items() if "runtime" not in k and "per_second" not in k}
+    # Scores only: not timings, nor the `epoch` 0 of the fresh Trainer that ran the evaluation.
+    timing = ("runtime", "per_second", "preparation_time")
+    return {k: v for k, v in metrics.items() if k != "epoch" and not any(word in k for word in timing)}
 
 
 def main(argv: list[str] | None = None) -> int:

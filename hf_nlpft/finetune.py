@@ -104,8 +104,22 @@ def check_arguments(model_args: ModelArguments, finetune_args: FinetuneArguments
         raise UsageError(f"--arch {model_args.arch} does not fit --task {finetune_args.task}; use rnn or additive")
     if not 0 < finetune_args.train_fraction <= 1:
         raise UsageError("--train_fraction must be in (0, 1]")
-    if finetune_args.early_stopping_patience is not None and training_args.eval_strategy == "no":
-        raise UsageError("--early_stopping_patience needs evaluations: set --eval_strategy epoch (or steps)")
+    if finetune_args.early_stopping_patience is not None:
+        if training_args.eval_strategy == "no":
+            raise UsageError("--early_stopping_patience needs evaluations: set --eval_strategy epoch (or steps)")
+        # The best model is reloaded at the end from its checkpoint, so every evaluation needs one; otherwise the
+        # Trainer silently keeps the last model (--load_best_model_at_end is set below, after TrainingArguments'
+        # own checks ran).
+        strategy, steps = training_args.eval_strategy, training_args.eval_steps
+        unsaved = training_args.save_strategy != strategy or (strategy == "steps" and steps % training_args.save_steps)
+        if training_args.save_strategy != "best" and unsaved:
+            needed = f"--save_strategy {strategy.value}" + (
+                f" with --save_steps {steps} (or a divisor of --eval_steps)" if strategy == "steps" else ""
+            )
+            raise UsageError(
+                f"--early_stopping_patience reloads the best checkpoint at the end, so save whenever you evaluate: "
+                f"{needed} (or --save_strategy best)"
+            )
     if finetune_args.gradual_unfreezing and finetune_args.freeze_encoder:
         raise UsageError("--gradual_unfreezing and --freeze_encoder contradict each other; choose one")
 
@@ -150,13 +164,15 @@ def finetune(
 
     raw = load_task_data(task.name, data_args, finetune_args)
     raw = datasets.DatasetDict({s: raw[s] for s in ("train", "validation", "test") if s in raw})
-    raw = split_off_validation(raw, data_args.validation_split_percentage, training_args.seed)
     columns = task.resolve_columns(raw["train"], requested_columns(data_args.text_column_name, finetune_args))
     for split in raw:
         missing = [c for c in columns.values() if c not in raw[split].column_names]
         if missing:
             raise DataError(f"The {split} split lacks column(s) {missing}; it has {raw[split].column_names}")
+    # Checked before a validation split is cut off train: examples are then named by their row in the file,
+    # and a label held out in that split is not mistaken for one that train never shows.
     label_names = task.label_names(raw, columns)
+    raw = split_off_validation(raw, data_args.validation_split_percentage, training_args.seed)
     keep = max(1, round(len(raw["train"]) * finetune_args.train_fraction))
     raw["train"] = take_subset(raw["train"], min(keep, data_args.max_train_samples or keep), training_args.seed)
     for split in ("validation", "test"):

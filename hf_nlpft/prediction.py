@@ -35,7 +35,8 @@ class PredictArguments:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow Hub models with custom code."})
 
 
-def read_jsonl(path: str) -> list[dict]:
+def read_jsonl(path: str) -> list[tuple[int, dict]]:
+    """(line number, object) for every non-blank line."""
     if not path.endswith(".jsonl"):
         raise DataError(f"{path}: --input_file must be a .jsonl file")
     check_data_file(path)  # missing file, bad UTF-8, bad JSON: named with the line
@@ -46,7 +47,7 @@ def read_jsonl(path: str) -> list[dict]:
                 row = json.loads(line)
                 if not isinstance(row, dict):
                     raise DataError(f"{path}, line {line_number}: expected a JSON object, got {type(row).__name__}")
-                rows.append(row)
+                rows.append((line_number, row))
     if not rows:
         raise DataError(f"{path}: no input lines")
     return rows
@@ -75,13 +76,15 @@ def predict_file(args: PredictArguments, finetune_args: FinetuneArguments) -> Pa
         raise UsageError(f"--output_file {output} exists; pass --overwrite_output to replace it")
     config = AutoConfig.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
     task = TASKS[finetune_args.task or task_for_model(config)]
-    rows = read_jsonl(args.input_file)
+    numbered = read_jsonl(args.input_file)
+    rows = [row for _, row in numbered]
     wanted = requested_columns(args.text_column_name, finetune_args)
     columns = task.resolve_columns(_ColumnView(rows), wanted, require_labels=False)
-    missing = [(i + 1, c) for i, row in enumerate(rows) for c in columns.values() if c not in row]
-    if missing:
-        line, column = missing[0]
-        raise DataError(f"{args.input_file}, line {line}: no {column!r} field")
+    for line, row in numbered:  # every line checked before the model loads, named by its line in the file
+        missing = [column for column in columns.values() if column not in row]
+        problem = f"no {missing[0]!r} field" if missing else task.input_problem(row, columns)
+        if problem:
+            raise DataError(f"{args.input_file}, line {line}: {problem}")
     model = task.auto_class.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
     results = []

@@ -27,6 +27,8 @@ def check_data_file(path: str) -> str:
         return builder
     if file.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
+    is_jsonl = file.suffix.lower() == ".jsonl"
+    filled_lines = 0
     with file.open("rb") as handle:
         for line_number, raw_line in enumerate(handle, start=1):
             try:
@@ -36,11 +38,17 @@ def check_data_file(path: str) -> str:
                     f"{path}, line {line_number}: not valid UTF-8 (byte {err.start} of the line); "
                     "re-encode the file as UTF-8"
                 ) from None
-            if builder == "json" and file.suffix.lower() == ".jsonl" and line.strip():
+            filled_lines += bool(line.strip())
+            if is_jsonl and line.strip():
                 try:
                     json.loads(line)
                 except json.JSONDecodeError as err:
                     raise DataError(f"{path}, line {line_number}: not valid JSON ({err.msg})") from None
+    # `datasets` fails on a split without rows with an error that names neither file nor cause.
+    if builder == "csv" and filled_lines < 2:
+        raise DataError(f"{path}: no examples (a CSV file needs a header line and at least one row)")
+    if is_jsonl and not filled_lines:
+        raise DataError(f"{path}: no examples (only blank lines)")
     return builder
 
 

@@ -69,6 +69,17 @@ class SrlTask(TokenClassificationTask):
     def metrics(self, logits: np.ndarray, labels: np.ndarray, label_names: list[str]) -> dict:
         return token_classification_metrics(logits, labels, drop_verb_tags(label_names))
 
+    def input_problem(self, row: dict, columns: dict[str, str]) -> str | None:
+        problem = super().input_problem(row, columns)
+        if problem:
+            return problem
+        predicate, tokens = row[columns["predicate"]], row[columns["tokens"]]
+        if isinstance(predicate, bool) or not isinstance(predicate, int):
+            return f"{columns['predicate']!r} must be an integer, got {predicate!r}"
+        if not 0 <= predicate < len(tokens):
+            return f"predicate index {predicate} is out of range for {len(tokens)} tokens (valid: 0..{len(tokens) - 1})"
+        return None
+
     def model_inputs(self, tokenizer, rows, columns, max_length):
         words, encoded = super().model_inputs(tokenizer, rows, columns, max_length)
         indicators = []

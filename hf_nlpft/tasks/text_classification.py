@@ -93,6 +93,7 @@ class TextClassificationTask:
                 encode,
                 batched=True,
                 remove_columns=raw["train"].column_names,
+                try_original_type=False,  # else a label column named "labels" keeps its strings over the ids
                 num_proc=args.preprocessing_num_workers,
                 desc="Tokenizing",
             )
@@ -120,6 +121,11 @@ class TextClassificationTask:
         if plot_roc_curves(labels, probabilities, label_names, output_dir / "roc_curve.png"):
             plots.append("roc_curve.png")
         return plots
+
+    def input_problem(self, row: dict, columns: dict[str, str]) -> str | None:
+        """Why `row` (a line of `hf-nlpft predict` input) cannot be predicted on; None when it can."""
+        text = row[columns["text"]]
+        return None if isinstance(text, str) else f"{columns['text']!r} must be a string, got {type(text).__name__}"
 
     @torch.no_grad()
     def predict_rows(self, model, tokenizer, rows: list[dict], columns: dict[str, str], max_length: int) -> list[dict]:
