@@ -23,6 +23,7 @@ from .models.rnn import (
     RnnForTokenClassification,
     RnnModel,
 )
+from .models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
 from .tokenization import train_tokenizer
 
 __version__ = "0.1.0"
@@ -44,6 +45,8 @@ __all__ = [
     "RnnForSequenceClassification",
     "RnnForTokenClassification",
     "RnnModel",
+    "RnnSeq2SeqConfig",
+    "RnnSeq2SeqForConditionalGeneration",
     "build_config",
     "list_corpora",
     "load_corpus",

@@ -5,17 +5,19 @@ from transformers import (
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
+    AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     PretrainedConfig,
 )
 
-from . import additive, rnn
+from . import additive, rnn, rnn_seq2seq
 
 # `--arch` name -> config class of the family it builds.
 CONFIG_CLASSES: dict[str, type[PretrainedConfig]] = {
     "rnn": rnn.RnnConfig,
     "additive": additive.AdditiveAttentionConfig,
+    "rnn_seq2seq": rnn_seq2seq.RnnSeq2SeqConfig,
 }
 
 # config class -> {Auto class: model class}
@@ -33,6 +35,10 @@ AUTO_HEADS = {
         AutoModelForMaskedLM: additive.AdditiveAttentionForMaskedLM,
         AutoModelForSequenceClassification: additive.AdditiveAttentionForSequenceClassification,
         AutoModelForTokenClassification: additive.AdditiveAttentionForTokenClassification,
+    },
+    rnn_seq2seq.RnnSeq2SeqConfig: {
+        AutoModel: rnn_seq2seq.RnnSeq2SeqForConditionalGeneration,
+        AutoModelForSeq2SeqLM: rnn_seq2seq.RnnSeq2SeqForConditionalGeneration,
     },
 }
 
