@@ -24,11 +24,13 @@ from .models.rnn import (
     RnnModel,
 )
 from .models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
+from .pipelines import register_pipelines
 from .tokenization import train_tokenizer
 
 __version__ = "0.1.0"
 
 register_auto_classes()
+register_pipelines()
 
 __all__ = [
     "AdditiveAttentionConfig",

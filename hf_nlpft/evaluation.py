@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from transformers import AutoConfig, AutoTokenizer, Trainer, TrainingArguments
+from transformers import AutoConfig, AutoTokenizer, Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer
 
 from .arguments import DataArguments, parse_args
 from .data.loading import DataError, take_subset
@@ -31,6 +31,7 @@ class EvaluateArguments:
     seed: int = field(
         default=42, metadata={"help": "Seed of the --max_eval_samples subset (finetune's default: the same examples)."}
     )
+    num_beams: int = field(default=1, metadata={"help": "Beam width when the task generates text (seq2seq)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow Hub models with custom code."})
 
 
@@ -45,7 +46,7 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments, finet
         raise DataError(f"The data has no {eval_args.split!r} split; it has {list(raw)}")
     dataset = take_subset(raw[eval_args.split], data_args.max_eval_samples, eval_args.seed)
     columns = task.resolve_columns(dataset, requested_columns(data_args.text_column_name, finetune_args))
-    label_names = [config.id2label[i] for i in range(config.num_labels)]
+    label_names = [] if task.generative else [config.id2label[i] for i in range(config.num_labels)]
     # The model's labels, not the data's: every label in the data must be one the model knows.
     seen = task.label_names(datasets.DatasetDict({"train": dataset}), columns)
     unknown = sorted(set(seen) - set(label_names))
@@ -58,13 +59,17 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments, finet
         datasets.DatasetDict({"train": dataset}), tokenizer, label_names, columns, data_args, single_process
     )["train"]
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(
+        args = Seq2SeqTrainingArguments(
+            output_dir=scratch, per_device_eval_batch_size=eval_args.per_device_eval_batch_size, report_to="none",
+            predict_with_generate=task.generative, generation_max_length=getattr(task, "generation_max_length", None),
+            generation_num_beams=eval_args.num_beams,
+        )
+        trainer = (Seq2SeqTrainer if task.generative else Trainer)(
             model=model,
-            args=TrainingArguments(output_dir=scratch, per_device_eval_batch_size=eval_args.per_device_eval_batch_size,
-                                   report_to="none", disable_tqdm=False),
+            args=args,
             processing_class=tokenizer,
-            data_collator=task.collator(tokenizer),
-            compute_metrics=task.compute_metrics(label_names),
+            data_collator=task.collator(tokenizer, model),
+            compute_metrics=task.compute_metrics(label_names, tokenizer),
         )
         metrics = trainer.evaluate(processed, metric_key_prefix=eval_args.split)
     # Scores only: not timings, nor the `epoch` 0 of the fresh Trainer that ran the evaluation.

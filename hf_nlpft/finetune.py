@@ -14,12 +14,22 @@ from pathlib import Path
 
 import datasets
 import transformers
-from transformers import AutoConfig, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
 
 from .arguments import DataArguments, ModelArguments, OutputArguments, parse_args
 from .cards import render_model_card
 from .data.loading import DataError, load_raw_datasets, split_off_validation, take_subset
-from .models import apply_config_overrides, build_config
+from .models import apply_config_overrides, build_config, parse_config_overrides
+from .models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
 from .tasks import TASKS
 from .training import (
     UsageError,
@@ -45,6 +55,14 @@ class FinetuneArguments:
     tokens_column_name: str | None = field(default=None, metadata={"help": "Tokens column (token tasks)."})
     tags_column_name: str | None = field(default=None, metadata={"help": "Tags column (token tasks)."})
     predicate_column_name: str | None = field(default=None, metadata={"help": "Predicate index column (srl)."})
+    source_column_name: str | None = field(default=None, metadata={"help": "Source text column (seq2seq tasks)."})
+    target_column_name: str | None = field(default=None, metadata={"help": "Target text column (seq2seq tasks)."})
+    encoder_name_or_path: str | None = field(
+        default=None, metadata={"help": "Seq2seq tasks: an nlpft_rnn checkpoint to initialise the encoder from."}
+    )
+    decoder_name_or_path: str | None = field(
+        default=None, metadata={"help": "Seq2seq tasks: an nlpft_rnn causal LM to initialise the decoder from."}
+    )
     train_fraction: float = field(
         default=1.0, metadata={"help": "Keep this share of the labelled training examples (seeded), e.g. 0.1."}
     )
@@ -68,6 +86,8 @@ def requested_columns(text_column_name: str | None, finetune_args: FinetuneArgum
         "tokens": finetune_args.tokens_column_name,
         "tags": finetune_args.tags_column_name,
         "predicate": finetune_args.predicate_column_name,
+        "source": finetune_args.source_column_name,
+        "target": finetune_args.target_column_name,
     }
 
 
@@ -98,10 +118,23 @@ def load_task_data(task_name: str, data_args: DataArguments, finetune_args: Fine
 def check_arguments(model_args: ModelArguments, finetune_args: FinetuneArguments, training_args) -> None:
     if finetune_args.task is None:
         raise UsageError(f"--task is required: one of {list(TASKS)}")
-    if bool(model_args.model_name_or_path) == bool(model_args.arch):
-        raise UsageError("Give exactly one of --model_name_or_path (a pretrained model) or --arch (from scratch)")
-    if model_args.arch and model_args.arch not in ("rnn", "additive"):
-        raise UsageError(f"--arch {model_args.arch} does not fit --task {finetune_args.task}; use rnn or additive")
+    generative = TASKS[finetune_args.task].generative
+    sources = [model_args.model_name_or_path, model_args.arch, finetune_args.encoder_name_or_path]
+    if sum(bool(source) for source in sources) != 1:
+        raise UsageError(
+            "Give exactly one of --model_name_or_path (a pretrained model), --arch (from scratch)"
+            + (" or --encoder_name_or_path (with an optional --decoder_name_or_path)" if generative else "")
+        )
+    if finetune_args.decoder_name_or_path and not finetune_args.encoder_name_or_path:
+        raise UsageError("--decoder_name_or_path goes with --encoder_name_or_path")
+    if finetune_args.encoder_name_or_path and not generative:
+        raise UsageError(f"--encoder_name_or_path is for seq2seq tasks, not --task {finetune_args.task}")
+    allowed_archs = ("rnn_seq2seq",) if generative else ("rnn", "additive")
+    if model_args.arch and model_args.arch not in allowed_archs:
+        raise UsageError(f"--arch {model_args.arch} does not fit --task {finetune_args.task}; use {' or '.join(allowed_archs)}")
+    if generative and (finetune_args.freeze_encoder or finetune_args.gradual_unfreezing
+                       or finetune_args.discriminative_lr_decay):
+        raise UsageError("The ULMFiT options apply to classification and tagging heads, not to seq2seq tasks")
     if not 0 < finetune_args.train_fraction <= 1:
         raise UsageError("--train_fraction must be in (0, 1]")
     if finetune_args.early_stopping_patience is not None:
@@ -124,9 +157,14 @@ def check_arguments(model_args: ModelArguments, finetune_args: FinetuneArguments
         raise UsageError("--gradual_unfreezing and --freeze_encoder contradict each other; choose one")
 
 
-def build_model(task, model_args, tokenizer, label_names: list[str]):
+def build_model(task, model_args, finetune_args, tokenizer, label_names: list[str]):
     labels = {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
-              "label2id": {name: i for i, name in enumerate(label_names)}}
+              "label2id": {name: i for i, name in enumerate(label_names)}} if label_names else {}
+    if finetune_args.encoder_name_or_path:
+        return RnnSeq2SeqForConditionalGeneration.from_encoder_decoder_pretrained(
+            finetune_args.encoder_name_or_path, finetune_args.decoder_name_or_path,
+            **parse_config_overrides(RnnSeq2SeqConfig(), model_args.config_overrides),
+        )
     if model_args.model_name_or_path:
         config = AutoConfig.from_pretrained(
             model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code,
@@ -141,12 +179,23 @@ def build_model(task, model_args, tokenizer, label_names: list[str]):
             ignore_mismatched_sizes=True,
         )
     defaults = {"bidirectional": True} if model_args.arch == "rnn" else {}
+    special_ids = {name: getattr(tokenizer, name) for name in ("pad_token_id", "bos_token_id", "eos_token_id")}
+    if model_args.arch != "rnn_seq2seq":
+        special_ids["mask_token_id"] = tokenizer.mask_token_id
     config = build_config(
         model_args.arch, model_args.config_overrides, **defaults, **labels, **task.model_overrides,
-        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, mask_token_id=tokenizer.mask_token_id,
+        vocab_size=len(tokenizer), **special_ids,
     )
     return task.auto_class.from_config(config)
+
+
+def check_decoder_tokenizer(decoder_dir: str | None, tokenizer) -> None:
+    """One tokenizer serves both sides, so a pretrained decoder must have been trained with the same vocabulary."""
+    if decoder_dir and AutoTokenizer.from_pretrained(decoder_dir).get_vocab() != tokenizer.get_vocab():
+        raise UsageError(
+            f"--decoder_name_or_path {decoder_dir} has another vocabulary than the encoder's tokenizer; pretrain "
+            "both language models with the same --tokenizer_name"
+        )
 
 
 def finetune(
@@ -180,11 +229,18 @@ def finetune(
             raw[split] = take_subset(raw[split], data_args.max_eval_samples, training_args.seed)
 
     tokenizer = load_or_train_tokenizer(
-        model_args.tokenizer_name, resume or model_args.model_name_or_path, task.texts(raw["train"], columns),
+        model_args.tokenizer_name, resume or model_args.model_name_or_path or finetune_args.encoder_name_or_path,
+        task.texts(raw["train"], columns),
         training_args, model=model_args.tokenizer_model, vocab_size=model_args.tokenizer_vocab_size,
         lowercase=model_args.lowercase, model_max_length=max(data_args.max_seq_length, 512),
     )
-    model = build_model(task, model_args, tokenizer, label_names)
+    model = build_model(task, model_args, finetune_args, tokenizer, label_names)
+    model.config.nlpft_task = task.name  # lets evaluate/predict pick the task of a saved folder
+    if task.generative:
+        check_decoder_tokenizer(finetune_args.decoder_name_or_path, tokenizer)
+        # Scores come from generated text: BLEU, chrF, exact match.
+        training_args.predict_with_generate = True
+        training_args.generation_max_length = training_args.generation_max_length or task.generation_max_length
     logger.info("Model: %s with %s parameters", type(model).__name__, f"{model.num_parameters():,}")
     processed = task.preprocess(raw, tokenizer, label_names, columns, data_args, training_args.main_process_first)
 
@@ -201,14 +257,14 @@ def finetune(
         training_args.greater_is_better = True if training_args.greater_is_better is None else training_args.greater_is_better
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=finetune_args.early_stopping_patience))
 
-    trainer = Trainer(
+    trainer = (Seq2SeqTrainer if task.generative else Trainer)(
         model=model,
         args=training_args,
         train_dataset=processed["train"],
         eval_dataset=processed["validation"],
         processing_class=tokenizer,
-        data_collator=task.collator(tokenizer),
-        compute_metrics=task.compute_metrics(label_names),
+        data_collator=task.collator(tokenizer, model),
+        compute_metrics=task.compute_metrics(label_names, tokenizer),
         callbacks=callbacks,
         optimizers=optimizers,
     )
@@ -231,7 +287,8 @@ def finetune(
         trainer.save_metrics("test", prediction.metrics)
         results, results_split = prediction.metrics, "test"
         if trainer.is_world_process_zero():
-            plots += task.write_reports(prediction, label_names, output_dir)
+            plots += task.write_reports(prediction, label_names, output_dir, model=trainer.model, tokenizer=tokenizer,
+                                        raw_test=raw["test"], columns=columns)
 
     if trainer.is_world_process_zero():
         plots = write_run_outputs(trainer, training_args.output_dir) + plots
@@ -276,7 +333,7 @@ def finetune(
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     model_args, data_args, finetune_args, output_args, training_args = parse_args(
-        (ModelArguments, DataArguments, FinetuneArguments, OutputArguments, TrainingArguments), argv,
+        (ModelArguments, DataArguments, FinetuneArguments, OutputArguments, Seq2SeqTrainingArguments), argv,
         prog="hf-nlpft finetune",
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)

@@ -107,3 +107,20 @@ def plot_roc_curves(labels, probabilities, label_names: list[str], path: str | P
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def plot_attention_alignment(panels: list[tuple[list[str], list[str], np.ndarray]], path: str | Path) -> Path:
+    """One heatmap per example: generated tokens (rows) × source tokens (columns), cell = attention weight."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5.0), squeeze=False)
+    for axis, (source_tokens, generated_tokens, weights) in zip(axes[0], panels):
+        axis.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
+        axis.set_xticks(range(len(source_tokens)), source_tokens, rotation=90, fontsize=7)
+        axis.set_yticks(range(len(generated_tokens)), generated_tokens, fontsize=7)
+        axis.set_xlabel("source")
+        axis.set_ylabel("generated")
+    figure.suptitle("Decoder attention over the source")
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

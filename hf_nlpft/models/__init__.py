@@ -1,5 +1,7 @@
 """Model families, their registration with the Auto classes, and configs built from `--arch` flags."""
 
+import copy
+
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -51,23 +53,31 @@ def register_auto_classes() -> None:
             auto_class.register(config_class, model_class, exist_ok=True)
 
 
-def apply_config_overrides(config: PretrainedConfig, overrides: str | None) -> PretrainedConfig:
-    """`config` with a `--config_overrides` string applied, validated as a whole (a bad combination fails here).
+def parse_config_overrides(config: PretrainedConfig, overrides: str | None) -> dict:
+    """Typed values of a `--config_overrides` string ("key=value,key=value", as in Transformers' run_clm.py).
 
-    `overrides` is "key=value,key=value" as in Transformers' run_clm.py; values are cast to the type of the
-    field they replace.
+    Each value is cast to the type of the field it replaces in `config`; unknown keys are an error.
     """
-    if overrides:
-        pairs = [item.strip() for item in overrides.split(",") if item.strip()]
-        malformed = [item for item in pairs if "=" not in item]
-        if malformed:
-            raise ValueError(f"--config_overrides: expected key=value pairs, got {malformed}")
-        unknown = [item.split("=")[0] for item in pairs if not hasattr(config, item.split("=")[0])]
-        if unknown:
-            raise ValueError(f"--config_overrides: {type(config).__name__} has no field(s) {unknown}")
-        config.update_from_string(",".join(pairs))
-    # Rebuild from the merged values so the class-level validation runs on the final combination.
+    if not overrides:
+        return {}
+    pairs = [item.strip() for item in overrides.split(",") if item.strip()]
+    malformed = [item for item in pairs if "=" not in item]
+    if malformed:
+        raise ValueError(f"--config_overrides: expected key=value pairs, got {malformed}")
+    keys = [item.split("=")[0] for item in pairs]
+    unknown = [key for key in keys if not hasattr(config, key)]
+    if unknown:
+        raise ValueError(f"--config_overrides: {type(config).__name__} has no field(s) {unknown}")
+    probe = copy.deepcopy(config)
+    probe.update_from_string(",".join(pairs))
+    return {key: getattr(probe, key) for key in keys}
+
+
+def apply_config_overrides(config: PretrainedConfig, overrides: str | None) -> PretrainedConfig:
+    """`config` with a `--config_overrides` string applied, validated as a whole (a bad combination fails here)."""
     values = {k: v for k, v in config.to_dict().items() if k not in ("model_type", "transformers_version")}
+    values.update(parse_config_overrides(config, overrides))
+    # Rebuilt from the merged values so the class-level validation runs on the final combination.
     return type(config)(**values)
 
 

@@ -63,7 +63,7 @@ class SrlTask(TokenClassificationTask):
             for row, predicate in enumerate(batch[columns["predicate"]])
         ]
 
-    def collator(self, tokenizer):
+    def collator(self, tokenizer, model=None):
         return SrlCollator(tokenizer)
 
     def metrics(self, logits: np.ndarray, labels: np.ndarray, label_names: list[str]) -> dict:

@@ -65,6 +65,7 @@ class TextClassificationTask:
     pipeline_tag = "text-classification"
     main_metric = "f1_macro"
     model_overrides: dict = {}
+    generative = False  # scored on logits, not on generated text
 
     def resolve_columns(self, dataset: datasets.Dataset, wanted: dict, require_labels: bool = True) -> dict[str, str]:
         columns = {"text": resolve_column(dataset, wanted.get("text"), TEXT_COLUMNS, "text")}
@@ -98,13 +99,13 @@ class TextClassificationTask:
                 desc="Tokenizing",
             )
 
-    def collator(self, tokenizer):
+    def collator(self, tokenizer, model=None):
         return DataCollatorWithPadding(tokenizer)
 
-    def compute_metrics(self, label_names: list[str]):
+    def compute_metrics(self, label_names: list[str], tokenizer=None):
         return make_classification_compute_metrics(label_names)
 
-    def write_reports(self, prediction_output, label_names: list[str], output_dir: Path) -> list[str]:
+    def write_reports(self, prediction_output, label_names: list[str], output_dir: Path, **context) -> list[str]:
         """classification_report.json, confusion_matrix.png and roc_curve.png for a prediction run."""
         logits = prediction_output.predictions
         logits = logits[0] if isinstance(logits, tuple) else logits

@@ -54,6 +54,7 @@ class TokenClassificationTask:
     pipeline_tag = "token-classification"
     main_metric = "f1"
     model_overrides: dict = {}
+    generative = False  # scored on logits, not on generated text
 
     def resolve_columns(self, dataset: datasets.Dataset, wanted: dict, require_labels: bool = True) -> dict[str, str]:
         columns = {"tokens": resolve_column(dataset, wanted.get("tokens"), TOKENS_COLUMNS, "tokens")}
@@ -99,10 +100,10 @@ class TokenClassificationTask:
     def add_inputs(self, encoded, batch, columns) -> None:
         """Extra model inputs beyond the tokens (SRL adds the predicate indicator)."""
 
-    def collator(self, tokenizer):
+    def collator(self, tokenizer, model=None):
         return DataCollatorForTokenClassification(tokenizer)
 
-    def compute_metrics(self, label_names: list[str]):
+    def compute_metrics(self, label_names: list[str], tokenizer=None):
         def compute(prediction: EvalPrediction) -> dict[str, float]:
             logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
             return self.metrics(logits, prediction.label_ids, label_names)
@@ -128,7 +129,7 @@ class TokenClassificationTask:
             "accuracy": float((predictions == references).mean()),
         }
 
-    def write_reports(self, prediction_output, label_names: list[str], output_dir: Path) -> list[str]:
+    def write_reports(self, prediction_output, label_names: list[str], output_dir: Path, **context) -> list[str]:
         logits = prediction_output.predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
         report = self.metrics(logits, prediction_output.label_ids, label_names)
