@@ -51,7 +51,7 @@ def save(model, tokenizer, folder):
 @pytest.mark.parametrize("family", ["rnn", "additive"])
 def test_text_classification_pipeline(tmp_path, tokenizer, family):
     torch.manual_seed(0)
-    config = family_config(family, tokenizer, id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)})
+    config = family_config(family, tokenizer, id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)})
     folder = save(AutoModelForSequenceClassification.from_config(config), tokenizer, tmp_path)
     classify = pipeline("text-classification", model=folder, top_k=None)
     scores = classify("the club won the final")[0]
