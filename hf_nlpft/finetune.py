@@ -241,6 +241,9 @@ def finetune(
         # Scores come from generated text: BLEU, chrF, exact match.
         training_args.predict_with_generate = True
         training_args.generation_max_length = training_args.generation_max_length or task.generation_max_length
+        # Saved with the model: generate() and the pipelines then default to the length the scores were computed
+        # with, not Transformers' 20 tokens (which silently cuts longer outputs).
+        model.generation_config.max_length = training_args.generation_max_length
     logger.info("Model: %s with %s parameters", type(model).__name__, f"{model.num_parameters():,}")
     processed = task.preprocess(raw, tokenizer, label_names, columns, data_args, training_args.main_process_first)
 
@@ -257,6 +260,7 @@ def finetune(
         training_args.greater_is_better = True if training_args.greater_is_better is None else training_args.greater_is_better
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=finetune_args.early_stopping_patience))
 
+    use_cache = getattr(model.config, "use_cache", None)  # the Trainer overwrites it with --use_cache (False)
     trainer = (Seq2SeqTrainer if task.generative else Trainer)(
         model=model,
         args=training_args,
@@ -269,6 +273,8 @@ def finetune(
         optimizers=optimizers,
     )
     train_result = trainer.train(resume_from_checkpoint=resume)
+    if use_cache is not None:  # the saved config keeps the model's own setting
+        trainer.model.config.use_cache = use_cache
     trainer.save_model()
     metrics = {**train_result.metrics, "train_samples": len(processed["train"])}
     trainer.log_metrics("train", metrics)
@@ -304,7 +310,7 @@ def finetune(
             data_description=(
                 f"{source}: {len(raw['train']):,} training, {len(raw['validation']):,} validation"
                 + (f", {len(raw['test']):,} test" if "test" in raw else "")
-                + f" examples; labels: {', '.join(label_names)}"
+                + " examples" + (f"; labels: {', '.join(label_names)}" if label_names else "")
             ),
             tokenizer_description=describe_tokenizer(tokenizer),
             results={k: v for k, v in results.items() if isinstance(v, float) and "runtime" not in k

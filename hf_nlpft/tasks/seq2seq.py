@@ -113,7 +113,8 @@ class Seq2SeqTask:
         panels = []
         for source in sources:
             encoded = tokenizer(source, return_tensors="pt", truncation=True, max_length=48).to(model.device)
-            out = model.generate(**encoded, max_new_tokens=40, num_beams=1, do_sample=False,
+            # max_length (not max_new_tokens, which clashes with a saved max_length): the start token + 40 steps
+            out = model.generate(**encoded, max_length=41, num_beams=1, do_sample=False,
                                  output_attentions=True, return_dict_in_generate=True)
             steps = [step[0][0, 0, -1].float().cpu().numpy() for step in out.cross_attentions]  # one row per step
             if not steps:
@@ -131,7 +132,7 @@ class Seq2SeqTask:
                      num_beams: int = 4) -> list[dict]:
         sources = [row[columns["source"]] for row in rows]
         encoded = tokenizer(sources, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        generated = model.generate(**encoded.to(model.device), num_beams=num_beams, max_new_tokens=self.generation_max_length)
+        generated = model.generate(**encoded.to(model.device), num_beams=num_beams, max_length=self.generation_max_length)
         texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
         return [{**row, "prediction": text.strip()} for row, text in zip(rows, texts)]
 
