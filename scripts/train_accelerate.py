@@ -52,9 +52,9 @@ def main() -> None:
         if accelerator.is_main_process and not tokenizer_dir.exists():
             hf_nlpft.train_tokenizer(corpus["train"]["text"], vocab_size=8000, lowercase=True).save_pretrained(tokenizer_dir)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    train = DataLoader(lm_blocks(corpus["train"]["text"], tokenizer, args.block_size), batch_size=args.batch_size,
+    train = DataLoader(lm_blocks(list(corpus["train"]["text"]), tokenizer, args.block_size), batch_size=args.batch_size,
                        shuffle=True, collate_fn=default_data_collator)
-    valid = DataLoader(lm_blocks(corpus["validation"]["text"], tokenizer, args.block_size), batch_size=64,
+    valid = DataLoader(lm_blocks(list(corpus["validation"]["text"]), tokenizer, args.block_size), batch_size=64,
                        collate_fn=default_data_collator)
     config = hf_nlpft.RnnConfig(vocab_size=len(tokenizer), cell="lstm", embedding_size=128, hidden_size=256,
                                 pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
