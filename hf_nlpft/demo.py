@@ -65,7 +65,7 @@ def run_demo(output_dir: Path, pretrain_steps: int, finetune_epochs: float) -> d
     pretrain_seconds = time.time() - started
     classifier_metrics = finetune(
         ModelArguments(model_name_or_path=str(lm_dir), config_overrides="classifier_pooling=max,dropout=0.2"),
-        DataArguments(dataset_name="bbc_news", max_seq_length=256),
+        DataArguments(dataset_name="bbc_news", max_seq_length=192),
         FinetuneArguments(task="text-classification", discriminative_lr_decay=2.6),
         OutputArguments(),
         training_arguments(classifier_dir, num_train_epochs=finetune_epochs, learning_rate=3e-3),
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", type=Path, default=None, help="default: runs/demo-<timestamp>")
     parser.add_argument("--pretrain_steps", type=int, default=400, help="LM pretraining steps")
-    parser.add_argument("--finetune_epochs", type=float, default=4, help="classifier epochs")
+    parser.add_argument("--finetune_epochs", type=float, default=3, help="classifier epochs")
     args = parser.parse_args(argv)
     output_dir = args.output_dir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     if output_dir.exists() and any(output_dir.iterdir()):

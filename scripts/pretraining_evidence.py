@@ -36,7 +36,9 @@ def pretrain_lm(output_dir: Path, steps: int) -> Path:
     return lm_dir
 
 
-def classifier_run(lm_dir: Path, output_dir: Path, pretrained: bool, fraction: float, epochs: float) -> dict:
+def classifier_run(
+    lm_dir: Path, output_dir: Path, pretrained: bool, fraction: float, epochs: float, max_seq_length: int
+) -> dict:
     config = AutoConfig.from_pretrained(lm_dir)
     same_shape = ",".join(
         f"{k}={str(getattr(config, k)).lower()}"
@@ -52,7 +54,7 @@ def classifier_run(lm_dir: Path, output_dir: Path, pretrained: bool, fraction: f
     started = time.time()
     metrics = finetune(
         model_args,
-        DataArguments(dataset_name="bbc_news", max_seq_length=256),
+        DataArguments(dataset_name="bbc_news", max_seq_length=max_seq_length),
         FinetuneArguments(task="text-classification", train_fraction=fraction, discriminative_lr_decay=2.6),
         OutputArguments(),
         training_arguments(output_dir / name, num_train_epochs=epochs / fraction ** 0.5, learning_rate=3e-3),
@@ -74,11 +76,12 @@ def main() -> None:
     parser.add_argument("--pretrain_steps", type=int, default=1500)
     parser.add_argument("--epochs", type=float, default=4, help="epochs at 100%% labels (more for fewer labels)")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 1.0])
+    parser.add_argument("--max_seq_length", type=int, default=256, help="tokens kept of each article")
     args = parser.parse_args()
     torch.manual_seed(0)
     lm_dir = args.lm_dir or pretrain_lm(args.output_dir, args.pretrain_steps)
     rows = [
-        classifier_run(lm_dir, args.output_dir, pretrained, fraction, args.epochs)
+        classifier_run(lm_dir, args.output_dir, pretrained, fraction, args.epochs, args.max_seq_length)
         for fraction in args.fractions
         for pretrained in (False, True)
     ]
