@@ -44,7 +44,7 @@ def classifier_run(
         f"{k}={str(getattr(config, k)).lower()}"
         for k in ("cell", "embedding_size", "hidden_size", "num_layers", "bidirectional")
     )
-    behaviour = "classifier_pooling=max,dropout=0.2"
+    behaviour = "classifier_pooling=mean,dropout=0.2"
     model_args = (
         ModelArguments(model_name_or_path=str(lm_dir), config_overrides=behaviour)
         if pretrained
@@ -55,9 +55,9 @@ def classifier_run(
     metrics = finetune(
         model_args,
         DataArguments(dataset_name="bbc_news", max_seq_length=max_seq_length),
-        FinetuneArguments(task="text-classification", train_fraction=fraction, discriminative_lr_decay=2.6),
+        FinetuneArguments(task="text-classification", train_fraction=fraction),
         OutputArguments(),
-        training_arguments(output_dir / name, num_train_epochs=epochs / fraction ** 0.5, learning_rate=3e-3),
+        training_arguments(output_dir / name, num_train_epochs=epochs / fraction ** 0.5, learning_rate=5e-3),
     )
     return {
         "init": "pretrained LM" if pretrained else "scratch",
