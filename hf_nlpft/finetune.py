@@ -7,13 +7,11 @@
 """
 
 import logging
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import transformers
 from transformers import (
     AutoConfig,
     AutoTokenizer,
@@ -36,6 +34,9 @@ from .training import (
     check_output_dir,
     describe_tokenizer,
     load_or_train_tokenizer,
+    remove_tokenizer_staging,
+    setup_logging,
+    train_and_save,
     write_run_outputs,
 )
 from .ulmfit import GradualUnfreezingCallback, discriminative_optimizer, freeze_encoder
@@ -272,14 +273,7 @@ def finetune(
         callbacks=callbacks,
         optimizers=optimizers,
     )
-    train_result = trainer.train(resume_from_checkpoint=resume)
-    if use_cache is not None:  # the saved config keeps the model's own setting
-        trainer.model.config.use_cache = use_cache
-    trainer.save_model()
-    metrics = {**train_result.metrics, "train_samples": len(processed["train"])}
-    trainer.log_metrics("train", metrics)
-    trainer.save_metrics("train", metrics)
-    trainer.save_state()
+    metrics = train_and_save(trainer, resume, use_cache, train_samples=len(processed["train"]))
 
     eval_metrics = trainer.evaluate()
     trainer.log_metrics("eval", eval_metrics)
@@ -332,7 +326,7 @@ def finetune(
             base_model=model_args.model_name_or_path,
         )
         card.save(output_dir / "README.md")
-        shutil.rmtree(output_dir / "trained_tokenizer", ignore_errors=True)
+        remove_tokenizer_staging(output_dir)
     return {**metrics, **eval_metrics, **(results if results_split == "test" else {})}
 
 
@@ -342,8 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         (ModelArguments, DataArguments, FinetuneArguments, OutputArguments, Seq2SeqTrainingArguments), argv,
         prog="hf-nlpft finetune",
     )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
+    setup_logging()
     metrics = finetune(model_args, data_args, finetune_args, output_args, training_args)
     if training_args.process_index == 0:
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test_") and isinstance(v, float)}

@@ -7,14 +7,12 @@
 
 import logging
 import math
-import shutil
 import sys
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
 import datasets
-import transformers
 from huggingface_hub.errors import StrictDataclassError
 from transformers import (
     AutoConfig,
@@ -45,6 +43,9 @@ from .training import (
     check_output_dir,
     describe_tokenizer,
     load_or_train_tokenizer,
+    remove_tokenizer_staging,
+    setup_logging,
+    train_and_save,
     write_run_outputs,
 )
 
@@ -237,17 +238,10 @@ def pretrain(
         data_collator=collator,
         **extra,
     )
-    train_result = trainer.train(resume_from_checkpoint=resume)
-    if use_cache is not None:  # the Trainer turns the cache off for training; the saved config keeps the model's own
-        trainer.model.config.use_cache = use_cache
-    trainer.save_model()
-    metrics = dict(train_result.metrics)
-    metrics["train_samples"] = len(processed["train"])
+    metrics = train_and_save(trainer, resume, use_cache, train_samples=len(processed["train"]))
     if pretrain_args.objective != "contrastive":  # every LM example is one full block
         metrics["train_tokens_per_second"] = metrics["train_samples_per_second"] * data_args.block_size
-    trainer.log_metrics("train", metrics)
-    trainer.save_metrics("train", metrics)
-    trainer.save_state()
+        trainer.save_metrics("train", metrics)
 
     eval_metrics = trainer.evaluate()
     if pretrain_args.objective != "contrastive":
@@ -289,7 +283,7 @@ def pretrain(
             base_model=model_args.model_name_or_path,
         )
         card.save(output_dir / "README.md")
-        shutil.rmtree(output_dir / "trained_tokenizer", ignore_errors=True)
+        remove_tokenizer_staging(output_dir)
     return {**metrics, **eval_metrics}
 
 
@@ -299,8 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         (ModelArguments, DataArguments, PretrainArguments, OutputArguments, TrainingArguments), argv,
         prog="hf-nlpft pretrain",
     )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
+    setup_logging()
     pretrain(model_args, data_args, pretrain_args, output_args, training_args)
     if training_args.process_index == 0:
         print(f"Model, tokenizer and model card: {Path(training_args.output_dir).resolve()}")

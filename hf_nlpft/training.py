@@ -2,15 +2,20 @@
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
+from transformers.utils import logging as transformers_logging
 
 from .plots import plot_loss_curve
 from .tokenization import train_tokenizer
 
 logger = logging.getLogger(__name__)
+
+
+TOKENIZER_STAGING_DIR = "trained_tokenizer"  # a tokenizer trained for a run waits here until the model is saved
 
 
 class UsageError(ValueError):
@@ -56,7 +61,7 @@ def load_or_train_tokenizer(
     source = tokenizer_name or model_name_or_path
     if source:
         return AutoTokenizer.from_pretrained(source)
-    staging = Path(training_args.output_dir) / "trained_tokenizer"
+    staging = Path(training_args.output_dir) / TOKENIZER_STAGING_DIR
     with training_args.main_process_first(desc="train tokenizer"):
         # Always trained afresh: a staged tokenizer left by an earlier, failed run may have other settings.
         if training_args.process_index == 0:
@@ -84,3 +89,30 @@ def write_run_outputs(trainer: Trainer, output_dir: str) -> list[str]:
 
 def save_json(path: Path, values: dict) -> None:
     path.write_text(json.dumps(values, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def setup_logging() -> None:
+    """The recipes' console logging: our INFO lines, Transformers' warnings and progress bars."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers_logging.set_verbosity_warning()
+
+
+def train_and_save(trainer: Trainer, resume: str | None, model_use_cache: bool | None, **extra_metrics) -> dict:
+    """Train, save the final model and write train metrics and trainer state; returns the train metrics.
+
+    `model_use_cache` is the model's own setting read before the Trainer was built: the Trainer turns the cache
+    off for training, and the saved config must keep what the model had.
+    """
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    if model_use_cache is not None:
+        trainer.model.config.use_cache = model_use_cache
+    trainer.save_model()
+    metrics = {**train_result.metrics, **extra_metrics}
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    return metrics
+
+
+def remove_tokenizer_staging(output_dir: str | Path) -> None:
+    shutil.rmtree(Path(output_dir) / TOKENIZER_STAGING_DIR, ignore_errors=True)
