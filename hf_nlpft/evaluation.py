@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from transformers import AutoConfig, AutoTokenizer, Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer
+from transformers import AutoTokenizer, Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer
 
+from .adapters import load_task_config, load_task_model
 from .arguments import DataArguments, parse_args
 from .data.loading import DataError, take_subset
 from .finetune import FinetuneArguments, load_task_data, requested_columns
@@ -38,7 +39,7 @@ class EvaluateArguments:
 def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments, finetune_args: FinetuneArguments) -> dict:
     if not eval_args.model_name_or_path:
         raise UsageError("--model_name_or_path is required")
-    config = AutoConfig.from_pretrained(eval_args.model_name_or_path, trust_remote_code=eval_args.trust_remote_code)
+    config = load_task_config(eval_args.model_name_or_path, trust_remote_code=eval_args.trust_remote_code)
     task_name = finetune_args.task or task_for_model(config)
     task = TASKS[task_name]
     raw = load_task_data(task_name, data_args, finetune_args)
@@ -52,7 +53,7 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments, finet
     unknown = sorted(set(seen) - set(label_names))
     if unknown:
         raise DataError(f"The {eval_args.split} split has labels the model was not trained on: {unknown}")
-    model = task.auto_class.from_pretrained(eval_args.model_name_or_path, trust_remote_code=eval_args.trust_remote_code)
+    model = load_task_model(task.auto_class, eval_args.model_name_or_path, trust_remote_code=eval_args.trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(eval_args.model_name_or_path)
     single_process = lambda desc="": contextlib.nullcontext()  # noqa: E731 - no other process to wait for
     processed = task.preprocess(

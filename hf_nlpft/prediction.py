@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoTokenizer
 
+from .adapters import load_task_config, load_task_model
 from .arguments import parse_args
 from .data.loading import DataError, check_data_file
 from .finetune import FinetuneArguments, requested_columns
@@ -74,7 +75,7 @@ def predict_file(args: PredictArguments, finetune_args: FinetuneArguments) -> Pa
     output = Path(args.output_file)
     if output.exists() and not args.overwrite_output:
         raise UsageError(f"--output_file {output} exists; pass --overwrite_output to replace it")
-    config = AutoConfig.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
+    config = load_task_config(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
     task = TASKS[finetune_args.task or task_for_model(config)]
     numbered = read_jsonl(args.input_file)
     rows = [row for _, row in numbered]
@@ -85,7 +86,7 @@ def predict_file(args: PredictArguments, finetune_args: FinetuneArguments) -> Pa
         problem = f"no {missing[0]!r} field" if missing else task.input_problem(row, columns)
         if problem:
             raise DataError(f"{args.input_file}, line {line}: {problem}")
-    model = task.auto_class.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code).eval()
+    model = load_task_model(task.auto_class, args.model_name_or_path, trust_remote_code=args.trust_remote_code).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
     results = []
     for start in tqdm(range(0, len(rows), args.batch_size), desc="Predicting", unit="batch"):
