@@ -8,12 +8,14 @@ COMMANDS = {  # name -> (module, one-line help)
     "finetune": ("hf_nlpft.finetune", "fine-tune on a task: text-classification, token-classification, srl"),
     "evaluate": ("hf_nlpft.evaluation", "score a fine-tuned model on a labelled split"),
     "predict": ("hf_nlpft.prediction", "add a fine-tuned model's predictions to a JSONL file"),
+    "push": ("hf_nlpft.hub", "upload a trained model folder to the Hugging Face Hub"),
+    "merge-adapter": ("hf_nlpft.adapters", "fold a LoRA adapter into its base model: a normal model folder"),
     "demo": ("hf_nlpft.demo", "the main job on built-in data (the README's first command)"),
     "corpora": ("hf_nlpft.data.corpora", "list the built-in corpora"),
 }
 
 USAGE = "usage: hf-nlpft <command> [arguments | recipe.yaml [overrides]]\n\ncommands:\n" + "\n".join(
-    f"  {name:<10} {help_text}" for name, (_, help_text) in COMMANDS.items()
+    f"  {name:<14} {help_text}" for name, (_, help_text) in COMMANDS.items()
 ) + "\n\n`hf-nlpft <command> --help` lists a command's arguments (every TrainingArguments flag included)."
 
 

@@ -23,9 +23,11 @@ from transformers import (
     set_seed,
 )
 
+from .adapters import add_lora, save_task_config
 from .arguments import DataArguments, ModelArguments, OutputArguments, parse_args
 from .cards import render_model_card
 from .data.loading import DataError, load_raw_datasets, split_off_validation, take_subset
+from .hub import push_trained, take_push_request
 from .models import apply_config_overrides, build_config, parse_config_overrides
 from .models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
 from .tasks import TASKS
@@ -76,6 +78,18 @@ class FinetuneArguments:
     )
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after this many evaluations without improving --metric_for_best_model."}
+    )
+    lora: bool = field(
+        default=False, metadata={"help": "Train LoRA adapters (and the new head) instead of all weights; saves the adapter."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator (the update is scaled by alpha/r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    lora_target: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated Linear layer and/or recurrent weight names to adapt (e.g. "
+                          "'weight_ih_l0,weight_hh_l0' or 'q_proj,v_proj'); default: all recurrent weights and the "
+                          "family's projections."},
     )
 
 
@@ -156,6 +170,15 @@ def check_arguments(model_args: ModelArguments, finetune_args: FinetuneArguments
             )
     if finetune_args.gradual_unfreezing and finetune_args.freeze_encoder:
         raise UsageError("--gradual_unfreezing and --freeze_encoder contradict each other; choose one")
+    if finetune_args.lora:
+        if not model_args.model_name_or_path:
+            raise UsageError("--lora adapts a pretrained model: give --model_name_or_path (the adapter stores only "
+                             "the change, so the base weights must exist somewhere)")
+        if finetune_args.freeze_encoder or finetune_args.gradual_unfreezing or finetune_args.discriminative_lr_decay:
+            raise UsageError("--lora already freezes the base weights; drop --freeze_encoder, --gradual_unfreezing "
+                             "and --discriminative_lr_decay")
+        if finetune_args.lora_r < 1:
+            raise UsageError(f"--lora_r must be at least 1, got {finetune_args.lora_r}")
 
 
 def build_model(task, model_args, finetune_args, tokenizer, label_names: list[str]):
@@ -208,6 +231,7 @@ def finetune(
 ) -> dict[str, float]:
     """Train, evaluate on validation, then on test when there is one. Returns all metrics."""
     check_arguments(model_args, finetune_args, training_args)
+    push_repo_id = take_push_request(training_args)  # the Trainer must not push; we do, once, at the end
     task = TASKS[finetune_args.task]
     resume = check_output_dir(training_args, output_args.overwrite_output_dir)
     set_seed(training_args.seed)
@@ -237,6 +261,9 @@ def finetune(
     )
     model = build_model(task, model_args, finetune_args, tokenizer, label_names)
     model.config.nlpft_task = task.name  # lets evaluate/predict pick the task of a saved folder
+    if finetune_args.lora:
+        model = add_lora(model, task.auto_class, finetune_args.lora_r, finetune_args.lora_alpha,
+                         finetune_args.lora_dropout, finetune_args.lora_target)
     if task.generative:
         check_decoder_tokenizer(finetune_args.decoder_name_or_path, tokenizer)
         # Scores come from generated text: BLEU, chrF, exact match.
@@ -291,6 +318,8 @@ def finetune(
                                         raw_test=raw["test"], columns=columns)
 
     if trainer.is_world_process_zero():
+        if finetune_args.lora:
+            save_task_config(trainer.model, output_dir)
         plots = write_run_outputs(trainer, training_args.output_dir) + plots
         source = data_args.dataset_name or finetune_args.dataset_dir or data_args.train_file
         card = render_model_card(
@@ -327,6 +356,8 @@ def finetune(
         )
         card.save(output_dir / "README.md")
         remove_tokenizer_staging(output_dir)
+        if push_repo_id:
+            push_trained(training_args, push_repo_id)
     return {**metrics, **eval_metrics, **(results if results_split == "test" else {})}
 
 

@@ -37,6 +37,7 @@ from .data.loading import (
     split_off_validation,
     take_subset,
 )
+from .hub import push_trained, take_push_request
 from .models import build_config
 from .training import (
     UsageError,
@@ -159,6 +160,7 @@ def pretrain(
     """Run one pretraining job; returns the train and eval metrics. Writes a Hub-ready folder to output_dir."""
     if pretrain_args.objective is None:
         raise UsageError(f"--objective is required: one of {list(OBJECTIVES)}")
+    push_repo_id = take_push_request(training_args)  # the Trainer must not push; we do, once, at the end
     # Everything that can be wrong with the arguments fails here, before any data is read.
     config = build_model_config(model_args, pretrain_args)
     # The length of what the objective feeds the model (packed blocks, or truncated sentences) must fit its positions.
@@ -284,6 +286,8 @@ def pretrain(
         )
         card.save(output_dir / "README.md")
         remove_tokenizer_staging(output_dir)
+        if push_repo_id:
+            push_trained(training_args, push_repo_id)
     return {**metrics, **eval_metrics}
 
 
