@@ -81,13 +81,22 @@ class RnnLayer(GradientCheckpointingLayer):
         )
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, inputs: torch.Tensor | PackedSequence, state=None):
-        outputs, state = self.rnn(inputs, state)
+    def forward(self, inputs: torch.Tensor, state=None, packing: PackedSequence | None = None):
+        """`inputs` is a padded batch, or the `.data` of the PackedSequence `packing`; the outputs likewise.
+
+        Only plain tensors go in positionally: activation checkpointing maps over the positional arguments, and on
+        CUDA rebuilding a PackedSequence there fails ("Expected data to be a list or tuple of length 2").
+        """
+        if packing is not None:
+            inputs = packing._replace(data=inputs)
+        # CPU autocast is off for the recurrent kernel, which runs in its weights' dtype: oneDNN has no bf16 LSTM
+        # primitive on CPUs without AVX-512 ("could not create a primitive descriptor"), and packed input is never
+        # autocast anyway. CUDA autocast is untouched.
+        with torch.autocast("cpu", enabled=False):
+            outputs, state = self.rnn(inputs, state)
         if isinstance(outputs, PackedSequence):
-            outputs = outputs._replace(data=self.dropout(outputs.data))
-        else:
-            outputs = self.dropout(outputs)
-        return outputs, state
+            outputs = outputs.data
+        return self.dropout(outputs), state
 
 
 class RnnPadding:
@@ -236,15 +245,20 @@ class RnnModel(RnnPreTrainedModel):
 
         hidden = self.embedding_dropout(inputs_embeds)
         all_hidden_states = (inputs_embeds,) if output_hidden_states else None
-        layer_input = padding.pack(hidden) if padding is not None else hidden
+        packing = padding.pack(hidden) if padding is not None else None
+        layer_input = packing.data if packing is not None else hidden
+
+        def unpack(x: torch.Tensor) -> torch.Tensor:
+            return padding.unpack(packing._replace(data=x), seq_len) if packing is not None else x
+
         states = cache.states if cache is not None else [None] * len(self.layers)
         new_states = []
         for layer, state in zip(self.layers, states):
-            layer_input, state = layer(layer_input, state)
+            layer_input, state = layer(layer_input, state, packing=packing)
             new_states.append(state)
             if output_hidden_states:
-                all_hidden_states += (padding.unpack(layer_input, seq_len) if padding is not None else layer_input,)
-        last_hidden_state = padding.unpack(layer_input, seq_len) if padding is not None else layer_input
+                all_hidden_states += (unpack(layer_input),)
+        last_hidden_state = unpack(layer_input)
 
         last_h = new_states[-1][0] if isinstance(new_states[-1], tuple) else new_states[-1]
         final_state = last_h.transpose(0, 1).reshape(batch, -1)  # (dirs, B, H) -> (B, dirs * H)

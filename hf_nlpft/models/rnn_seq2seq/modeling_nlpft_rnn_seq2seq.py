@@ -123,7 +123,14 @@ class RnnSeq2SeqLayer(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, inputs: torch.Tensor | PackedSequence, state=None):
-        outputs, state = self.rnn(inputs, state)
+        if state is not None:  # under autocast the bridge's states are bf16 while the inputs stay float32
+            dtype = inputs.data.dtype if isinstance(inputs, PackedSequence) else inputs.dtype
+            state = _map_state(state, lambda t: t.to(dtype))
+        # CPU autocast is off for the recurrent kernel, which runs in its weights' dtype: oneDNN has no bf16 LSTM
+        # primitive on CPUs without AVX-512 ("could not create a primitive descriptor"), and packed input is never
+        # autocast anyway. CUDA autocast is untouched.
+        with torch.autocast("cpu", enabled=False):
+            outputs, state = self.rnn(inputs, state)
         if isinstance(outputs, PackedSequence):
             outputs = outputs._replace(data=self.dropout(outputs.data))
         else:
