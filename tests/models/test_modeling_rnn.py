@@ -32,13 +32,14 @@ def right_padded_batch(seed: int = 0, vocab_size: int = 64):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_padding_is_exact_for_every_cell_and_direction(cell, bidirectional):
+@pytest.mark.parametrize("use_cache", [True, False])  # unidirectional without cache: masked, not packed
+def test_padding_is_exact_for_every_cell_and_direction(cell, bidirectional, use_cache):
     torch.manual_seed(0)
     config = tiny_config(cell=cell, bidirectional=bidirectional)
     input_ids, attention_mask = right_padded_batch()
     base = RnnModel(config).eval()
     token_head = RnnForTokenClassification(tiny_config(cell=cell, bidirectional=bidirectional, num_labels=3)).eval()
-    batch = base(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    batch = base(input_ids, attention_mask=attention_mask, output_hidden_states=True, use_cache=use_cache)
     batch_logits = token_head(input_ids, attention_mask=attention_mask).logits
     for row in range(input_ids.shape[0]):
         length = int(attention_mask[row].sum())
@@ -224,3 +225,19 @@ def test_lstm_forget_gate_bias_starts_at_one():
     bias = model.layers[0].rnn.bias_hh_l0.detach()
     hidden = model.config.hidden_size
     assert torch.all(bias[hidden : 2 * hidden] == 1) and torch.all(bias[:hidden] == 0)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_masked_unidirectional_path_has_the_packed_paths_gradients(cell):
+    """Right padding in a left-to-right stack runs unpacked (masked); values and gradients equal the packed run."""
+    torch.manual_seed(0)
+    model = RnnModel(tiny_config(cell=cell, bidirectional=False, num_layers=2, dropout=0.0)).train()
+    input_ids, attention_mask = right_padded_batch()
+    grads = []
+    for use_cache in (True, False):  # True forces packing (the state must be exact); False takes the masked path
+        model.zero_grad()
+        out = model(input_ids, attention_mask=attention_mask, use_cache=use_cache)
+        (out.last_hidden_state.square().sum() + out.final_state.sum()).backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], msg=name)

@@ -5,6 +5,7 @@ runs as Hub remote code without `hf_nlpft`. Padding is exact: padded batches go 
 packed sequences, so every sequence's outputs equal those computed for it alone.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -71,6 +72,20 @@ class RnnCausalLMOutput(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
+@contextmanager
+def _onednn_disabled(active: bool):
+    """Only the oneDNN switch (`torch.backends.mkldnn.flags()` would also reset its other flags)."""
+    if not active:
+        yield
+        return
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
+
+
 class RnnLayer(GradientCheckpointingLayer):
     """One fused recurrent layer (both directions) followed by dropout."""
 
@@ -92,7 +107,10 @@ class RnnLayer(GradientCheckpointingLayer):
         # CPU autocast is off for the recurrent kernel, which runs in its weights' dtype: oneDNN has no bf16 LSTM
         # primitive on CPUs without AVX-512 ("could not create a primitive descriptor"), and packed input is never
         # autocast anyway. CUDA autocast is untouched.
-        with torch.autocast("cpu", enabled=False):
+        # One-token steps (cached generation) skip oneDNN on CPU: its per-call setup made a single step ~8x slower
+        # than the native kernel (scripts/bench.py, generation).
+        single_step = packing is None and inputs.device.type == "cpu" and inputs.shape[-2] == 1
+        with torch.autocast("cpu", enabled=False), _onednn_disabled(single_step):
             outputs, state = self.rnn(inputs, state)
         if isinstance(outputs, PackedSequence):
             outputs = outputs.data
@@ -245,10 +263,20 @@ class RnnModel(RnnPreTrainedModel):
 
         hidden = self.embedding_dropout(inputs_embeds)
         all_hidden_states = (inputs_embeds,) if output_hidden_states else None
-        packing = padding.pack(hidden) if padding is not None else None
+        # A left-to-right stack needs no packing for right padding: outputs at real positions never see the padding
+        # after them, the final state is read at each row's last token, and pad positions are zeroed as unpacking
+        # would. Packing (3-4x slower in backward) stays for the backward direction, left padding and the cache.
+        masked = (
+            padding is not None and padding.shift is None and not self.config.bidirectional
+            and not use_cache and cache is None
+        )
+        packing = padding.pack(hidden) if padding is not None and not masked else None
         layer_input = packing.data if packing is not None else hidden
+        keep = attention_mask[..., None].to(hidden.dtype) if masked else None
 
         def unpack(x: torch.Tensor) -> torch.Tensor:
+            if keep is not None:
+                return x * keep
             return padding.unpack(packing._replace(data=x), seq_len) if packing is not None else x
 
         states = cache.states if cache is not None else [None] * len(self.layers)
@@ -260,8 +288,11 @@ class RnnModel(RnnPreTrainedModel):
                 all_hidden_states += (unpack(layer_input),)
         last_hidden_state = unpack(layer_input)
 
-        last_h = new_states[-1][0] if isinstance(new_states[-1], tuple) else new_states[-1]
-        final_state = last_h.transpose(0, 1).reshape(batch, -1)  # (dirs, B, H) -> (B, dirs * H)
+        if masked:  # the state after each row's last real token is its output there
+            final_state = last_hidden_state[torch.arange(batch, device=hidden.device), padding.lengths.clamp(min=1) - 1]
+        else:
+            last_h = new_states[-1][0] if isinstance(new_states[-1], tuple) else new_states[-1]
+            final_state = last_h.transpose(0, 1).reshape(batch, -1)  # (dirs, B, H) -> (B, dirs * H)
         new_cache = None
         if use_cache:
             new_cache = RnnCache(new_states, seen_tokens=(cache.seen_tokens if cache is not None else 0) + seq_len)
