@@ -15,6 +15,7 @@ At decoder step t (Luong et al. 2015 with Bahdanau's additive score):
 """
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -113,6 +114,20 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, decoder_s
     return shifted
 
 
+@contextmanager
+def _onednn_disabled(active: bool):
+    """Only the oneDNN switch (`torch.backends.mkldnn.flags()` would also reset its other flags)."""
+    if not active:
+        yield
+        return
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
+
+
 class RnnSeq2SeqLayer(nn.Module):
     """One fused recurrent layer (both directions for a bidirectional encoder) followed by dropout."""
 
@@ -129,7 +144,9 @@ class RnnSeq2SeqLayer(nn.Module):
         # CPU autocast is off for the recurrent kernel, which runs in its weights' dtype: oneDNN has no bf16 LSTM
         # primitive on CPUs without AVX-512 ("could not create a primitive descriptor"), and packed input is never
         # autocast anyway. CUDA autocast is untouched.
-        with torch.autocast("cpu", enabled=False):
+        # One-token steps (the decoder's loop, generation) skip oneDNN on CPU: its per-call setup dominates them.
+        single_step = not isinstance(inputs, PackedSequence) and inputs.device.type == "cpu" and inputs.shape[-2] == 1
+        with torch.autocast("cpu", enabled=False), _onednn_disabled(single_step):
             outputs, state = self.rnn(inputs, state)
         if isinstance(outputs, PackedSequence):
             outputs = outputs._replace(data=self.dropout(outputs.data))
