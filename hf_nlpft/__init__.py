@@ -4,6 +4,7 @@ Importing the package registers every model family with the Transformers Auto cl
 `AutoModelFor*.from_pretrained(folder)` works without `trust_remote_code`.
 """
 
+from . import _reproducibility  # noqa: F401 - first: MKL must see its setting before any CPU matmul
 from .data import CorpusNotInstalledError, list_corpora, load_corpus
 from .models import build_config, register_auto_classes
 from .models.additive import (

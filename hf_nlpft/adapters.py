@@ -20,10 +20,17 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftConfig, PeftModel, get_peft_model
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
-from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
 
 from .training import UsageError
+from .weights import check_weights
 
 logger = logging.getLogger(__name__)
 
@@ -107,19 +114,25 @@ def save_task_config(peft_model: PeftModel, output_dir: str | os.PathLike) -> No
     peft_model.get_base_model().config.to_json_file(Path(output_dir) / TASK_CONFIG_NAME)
 
 
-def load_adapter_model(adapter_dir: str | os.PathLike, trust_remote_code: bool = False) -> PeftModel:
+def load_adapter_model(
+    adapter_dir: str | os.PathLike, trust_remote_code: bool = False, use_safetensors: bool | None = True
+) -> PeftModel:
     """Base model (with the task config saved beside the adapter: labels, task) plus the adapter, ready to use.
 
     Plain PEFT loads the same folder: `AutoPeftModelForSequenceClassification.from_pretrained(adapter_dir,
-    num_labels=N)`; this function also restores the label names.
+    num_labels=N)`; this function also restores the label names. `use_safetensors=True` (the default) refuses
+    pickle weights (`adapter_model.bin`, a base `pytorch_model.bin`) in local folders; None allows them.
     """
     peft_config = PeftConfig.from_pretrained(str(adapter_dir))
+    check_weights(adapter_dir, allow_pickle=use_safetensors is not True, flag="adapter")
+    check_weights(peft_config.base_model_name_or_path, allow_pickle=use_safetensors is not True, flag="base model")
     auto_class = AUTO_CLASSES.get(peft_config.task_type)
     if auto_class is None:
         raise UsageError(f"{adapter_dir}: adapter task type {peft_config.task_type!r} is not one of {list(AUTO_CLASSES)}")
     base_config = load_task_config(adapter_dir, trust_remote_code=trust_remote_code)
     base = auto_class.from_pretrained(
-        peft_config.base_model_name_or_path, config=base_config, trust_remote_code=trust_remote_code
+        peft_config.base_model_name_or_path, config=base_config, trust_remote_code=trust_remote_code,
+        use_safetensors=use_safetensors,
     )
     return PeftModel.from_pretrained(base, str(adapter_dir)).eval()
 
@@ -133,11 +146,16 @@ def load_task_config(path: str | os.PathLike, trust_remote_code: bool = False):
     return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
 
 
-def load_task_model(auto_class, path: str | os.PathLike, trust_remote_code: bool = False) -> PreTrainedModel:
-    """A model folder, or an adapter folder merged into its base (inference: one weight matrix per layer again)."""
+def load_task_model(
+    auto_class, path: str | os.PathLike, trust_remote_code: bool = False, use_safetensors: bool | None = True
+) -> PreTrainedModel:
+    """A model folder, or an adapter folder merged into its base (inference: one weight matrix per layer again).
+
+    `use_safetensors` as in `from_pretrained`: True (the default) loads safetensors weights only.
+    """
     if is_adapter_folder(path):
-        return load_adapter_model(path, trust_remote_code=trust_remote_code).merge_and_unload()
-    return auto_class.from_pretrained(path, trust_remote_code=trust_remote_code)
+        return load_adapter_model(path, trust_remote_code=trust_remote_code, use_safetensors=use_safetensors).merge_and_unload()
+    return auto_class.from_pretrained(path, trust_remote_code=trust_remote_code, use_safetensors=use_safetensors)
 
 
 def merge_adapter(adapter_dir: str | os.PathLike, output_dir: str | os.PathLike, trust_remote_code: bool = False) -> Path:

@@ -38,6 +38,10 @@ class ModelArguments:
     tokenizer_vocab_size: int = field(default=8000, metadata={"help": "Vocabulary size of a trained tokenizer."})
     lowercase: bool = field(default=False, metadata={"help": "Lowercase text in a trained tokenizer."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow Hub models with custom code."})
+    allow_pickle_weights: bool = field(
+        default=False,
+        metadata={"help": "Load a model whose weights are only a pickle (pytorch_model.bin), which can run code: only for files you trust."},
+    )
 
 
 @dataclass
@@ -106,4 +110,9 @@ def parse_args(dataclass_types: tuple, argv: list[str], prog: str | None = None)
     )
     if unknown:  # HfArgumentParser would raise a ValueError with a traceback; argparse's own error exits with 2
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    for name in ("max_train_samples", "max_eval_samples"):  # 0 would mean an empty split, found only after training
+        for values in parsed:
+            value = getattr(values, name, None)
+            if value is not None and value < 1:
+                parser.error(f"argument --{name}: must be at least 1, got {value}")
     return tuple(parsed)

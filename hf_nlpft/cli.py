@@ -12,6 +12,7 @@ COMMANDS = {  # name -> (module, one-line help)
     "merge-adapter": ("hf_nlpft.adapters", "fold a LoRA adapter into its base model: a normal model folder"),
     "demo": ("hf_nlpft.demo", "the main job on built-in data (the README's first command)"),
     "corpora": ("hf_nlpft.data.corpora", "list the built-in corpora"),
+    "bench": ("hf_nlpft.bench", "measure the hot paths against this machine's limits"),
 }
 
 USAGE = "usage: hf-nlpft <command> [arguments | recipe.yaml [overrides]]\n\ncommands:\n" + "\n".join(
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"hf-nlpft: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2
+    from .checkpointing import TrainingInterrupted
     from .data.loading import DataError
     from .training import UsageError
 
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, FileNotFoundError) as err:
         print(f"hf-nlpft {command}: error: {err}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as err:  # SIGINT/SIGTERM: stopped after a step, with a checkpoint to resume from
+        print(f"hf-nlpft {command}: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print(f"hf-nlpft {command}: interrupted", file=sys.stderr)
         return 130

@@ -19,6 +19,7 @@ from .data.loading import DataError, take_subset
 from .finetune import FinetuneArguments, load_task_data, requested_columns
 from .tasks import TASKS, task_for_model
 from .training import UsageError, save_json
+from .weights import check_tokenizer_fits, check_weights, use_safetensors
 
 
 @dataclass
@@ -34,12 +35,19 @@ class EvaluateArguments:
     )
     num_beams: int = field(default=1, metadata={"help": "Beam width when the task generates text (seq2seq)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow Hub models with custom code."})
+    allow_pickle_weights: bool = field(
+        default=False,
+        metadata={"help": "Load a model whose weights are only a pickle (pytorch_model.bin), which can run code: only for files you trust."},
+    )
 
 
 def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments, finetune_args: FinetuneArguments) -> dict:
     if not eval_args.model_name_or_path:
         raise UsageError("--model_name_or_path is required")
     config = load_task_config(eval_args.model_name_or_path, trust_remote_code=eval_args.trust_remote_code)
+    check_weights(eval_args.model_name_or_path, eval_args.allow_pickle_weights)  # before any data is read
+    tokenizer = AutoTokenizer.from_pretrained(eval_args.model_name_or_path)
+    check_tokenizer_fits(tokenizer, config, eval_args.model_name_or_path)
     task_name = finetune_args.task or task_for_model(config)
     task = TASKS[task_name]
     raw = load_task_data(task_name, data_args, finetune_args)
@@ -53,8 +61,8 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments, finet
     unknown = sorted(set(seen) - set(label_names))
     if unknown:
         raise DataError(f"The {eval_args.split} split has labels the model was not trained on: {unknown}")
-    model = load_task_model(task.auto_class, eval_args.model_name_or_path, trust_remote_code=eval_args.trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(eval_args.model_name_or_path)
+    model = load_task_model(task.auto_class, eval_args.model_name_or_path, trust_remote_code=eval_args.trust_remote_code,
+                            use_safetensors=use_safetensors(eval_args.allow_pickle_weights))
     single_process = lambda desc="": contextlib.nullcontext()  # noqa: E731 - no other process to wait for
     processed = task.preprocess(
         datasets.DatasetDict({"train": dataset}), tokenizer, label_names, columns, data_args, single_process

@@ -26,6 +26,7 @@ from transformers import (
 from .adapters import add_lora, save_task_config
 from .arguments import DataArguments, ModelArguments, OutputArguments, parse_args
 from .cards import render_model_card
+from .checkpointing import with_atomic_checkpoints
 from .data.loading import DataError, load_raw_datasets, split_off_validation, take_subset
 from .hub import push_trained, take_push_request
 from .models import apply_config_overrides, build_config, parse_config_overrides
@@ -42,6 +43,7 @@ from .training import (
     write_run_outputs,
 )
 from .ulmfit import GradualUnfreezingCallback, discriminative_optimizer, freeze_encoder
+from .weights import check_weights, use_safetensors
 
 logger = logging.getLogger(__name__)
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".conll", ".props", ".txt")
@@ -206,7 +208,7 @@ def build_model(task, model_args, finetune_args, tokenizer, label_names: list[st
             raise UsageError(f"The tokenizer has {len(tokenizer)} tokens but the model's embedding has {config.vocab_size}")
         return task.auto_class.from_pretrained(
             model_args.model_name_or_path, config=config, trust_remote_code=model_args.trust_remote_code,
-            ignore_mismatched_sizes=True,
+            ignore_mismatched_sizes=True, use_safetensors=use_safetensors(model_args.allow_pickle_weights),
         )
     defaults = {"bidirectional": True} if model_args.arch == "rnn" else {}
     special_ids = {name: getattr(tokenizer, name) for name in ("pad_token_id", "bos_token_id", "eos_token_id")}
@@ -237,6 +239,9 @@ def finetune(
 ) -> dict[str, float]:
     """Train, evaluate on validation, then on test when there is one. Returns all metrics."""
     check_arguments(model_args, finetune_args, training_args)
+    for flag in ("model_name_or_path", "encoder_name_or_path", "decoder_name_or_path"):  # pickle-only or damaged
+        source = getattr(model_args, flag, None) or getattr(finetune_args, flag, None)
+        check_weights(source, model_args.allow_pickle_weights, f"--{flag}")
     push_repo_id = take_push_request(training_args)  # the Trainer must not push; we do, once, at the end
     task = TASKS[finetune_args.task]
     resume = check_output_dir(training_args, output_args.overwrite_output_dir)
@@ -298,7 +303,7 @@ def finetune(
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=finetune_args.early_stopping_patience))
 
     use_cache = getattr(model.config, "use_cache", None)  # the Trainer overwrites it with --use_cache (False)
-    trainer = (Seq2SeqTrainer if task.generative else Trainer)(
+    trainer = with_atomic_checkpoints(Seq2SeqTrainer if task.generative else Trainer)(
         model=model,
         args=training_args,
         train_dataset=processed["train"],

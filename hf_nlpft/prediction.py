@@ -22,6 +22,7 @@ from .data.loading import DataError, check_data_file
 from .finetune import FinetuneArguments, requested_columns
 from .tasks import TASKS, task_for_model
 from .training import UsageError
+from .weights import check_tokenizer_fits, check_weights, use_safetensors
 
 
 @dataclass
@@ -34,6 +35,10 @@ class PredictArguments:
     batch_size: int = field(default=32, metadata={"help": "Lines per forward pass."})
     max_seq_length: int = field(default=512, metadata={"help": "Truncation length in tokens."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow Hub models with custom code."})
+    allow_pickle_weights: bool = field(
+        default=False,
+        metadata={"help": "Load a model whose weights are only a pickle (pytorch_model.bin), which can run code: only for files you trust."},
+    )
 
 
 def read_jsonl(path: str) -> list[tuple[int, dict]]:
@@ -76,6 +81,9 @@ def predict_file(args: PredictArguments, finetune_args: FinetuneArguments) -> Pa
     if output.exists() and not args.overwrite_output:
         raise UsageError(f"--output_file {output} exists; pass --overwrite_output to replace it")
     config = load_task_config(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
+    check_weights(args.model_name_or_path, args.allow_pickle_weights)  # before the input is read
+    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+    check_tokenizer_fits(tokenizer, config, args.model_name_or_path)
     task = TASKS[finetune_args.task or task_for_model(config)]
     numbered = read_jsonl(args.input_file)
     rows = [row for _, row in numbered]
@@ -86,8 +94,8 @@ def predict_file(args: PredictArguments, finetune_args: FinetuneArguments) -> Pa
         problem = f"no {missing[0]!r} field" if missing else task.input_problem(row, columns)
         if problem:
             raise DataError(f"{args.input_file}, line {line}: {problem}")
-    model = load_task_model(task.auto_class, args.model_name_or_path, trust_remote_code=args.trust_remote_code).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+    model = load_task_model(task.auto_class, args.model_name_or_path, trust_remote_code=args.trust_remote_code,
+                            use_safetensors=use_safetensors(args.allow_pickle_weights)).eval()
     results = []
     for start in tqdm(range(0, len(rows), args.batch_size), desc="Predicting", unit="batch"):
         batch = rows[start : start + args.batch_size]

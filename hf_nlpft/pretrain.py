@@ -29,6 +29,7 @@ from transformers import (
 
 from .arguments import DataArguments, ModelArguments, OutputArguments, parse_args
 from .cards import render_model_card
+from .checkpointing import with_atomic_checkpoints
 from .contrastive import ContrastiveTrainer
 from .data.loading import (
     TEXT_COLUMN_CANDIDATES,
@@ -49,6 +50,7 @@ from .training import (
     train_and_save,
     write_run_outputs,
 )
+from .weights import check_weights, use_safetensors
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +165,7 @@ def pretrain(
     push_repo_id = take_push_request(training_args)  # the Trainer must not push; we do, once, at the end
     # Everything that can be wrong with the arguments fails here, before any data is read.
     config = build_model_config(model_args, pretrain_args)
+    check_weights(model_args.model_name_or_path, model_args.allow_pickle_weights)  # pickle-only or damaged
     # The length of what the objective feeds the model (packed blocks, or truncated sentences) must fit its positions.
     length_flag, length = (
         ("--max_seq_length", data_args.max_seq_length)
@@ -199,7 +202,8 @@ def pretrain(
     )
     auto_class, task_type, pipeline_tag = OBJECTIVES[pretrain_args.objective]
     if model_args.model_name_or_path:
-        model = auto_class.from_pretrained(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
+        model = auto_class.from_pretrained(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code,
+                                           use_safetensors=use_safetensors(model_args.allow_pickle_weights))
     else:
         config.vocab_size = len(tokenizer)
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "mask_token_id"):
@@ -231,7 +235,7 @@ def pretrain(
             )
 
     use_cache = getattr(model.config, "use_cache", None)
-    trainer = trainer_class(
+    trainer = with_atomic_checkpoints(trainer_class)(
         model=model,
         args=training_args,
         train_dataset=processed["train"],

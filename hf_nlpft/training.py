@@ -6,9 +6,20 @@ import shutil
 from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as transformers_logging
 
+from .checkpointing import (
+    INCOMPLETE_MARKER,
+    STAGING_PREFIX,
+    TRAINER_STATE_NAME,
+    TrainingInterrupted,
+    checkpoint_folders,
+    is_complete_checkpoint,
+    last_complete_checkpoint,
+    remove_staging_leftovers,
+    stop_on_signals,
+)
+from .distributed import restore_model_class_name
 from .plots import plot_loss_curve
 from .tokenization import train_tokenizer
 
@@ -25,24 +36,48 @@ class UsageError(ValueError):
 def check_output_dir(training_args: TrainingArguments, overwrite_output_dir: bool) -> str | None:
     """Refuse to mix into a non-empty output folder unless resuming or told to; return the checkpoint to resume.
 
-    `--resume_from_checkpoint auto` picks the newest complete checkpoint in `--output_dir` (none: start fresh).
+    `--resume_from_checkpoint auto` picks the newest complete checkpoint in `--output_dir` (none: start fresh, when
+    the folder holds nothing else than what an interrupted run leaves). Half-written `.tmp-*` folders of a killed
+    run are removed once the run is allowed to write there.
     """
     output_dir = Path(training_args.output_dir)
     resume = training_args.resume_from_checkpoint
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"--output_dir {output_dir} exists and is not a folder")
+    leftovers_only = False
     if resume == "auto":
-        resume = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        resume = last_complete_checkpoint(output_dir) if output_dir.is_dir() else None
         training_args.resume_from_checkpoint = resume
         if resume:
             logger.info("Resuming from %s", resume)
-    elif resume and not Path(resume).is_dir():
-        raise UsageError(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UsageError(f"--output_dir {output_dir} exists and is not a folder")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not resume and not overwrite_output_dir:
+        elif output_dir.is_dir():
+            # Killed before its first complete checkpoint: only staging folders, the staged tokenizer, incomplete
+            # checkpoints. Anything else (a finished model without checkpoints, other files) is not ours to replace.
+            incomplete = checkpoint_folders(output_dir)  # all incomplete, since none was complete
+            leftovers_only = all(
+                entry.name.startswith(STAGING_PREFIX) or entry.name == TOKENIZER_STAGING_DIR or entry in incomplete
+                for entry in output_dir.iterdir()
+            )
+            if not leftovers_only and not overwrite_output_dir:
+                raise UsageError(
+                    f"--resume_from_checkpoint auto: {output_dir} holds no complete checkpoint (a checkpoint-N folder "
+                    f"with {TRAINER_STATE_NAME}) but other files; pass --overwrite_output_dir to start afresh there"
+                )
+    elif resume:
+        if not Path(resume).is_dir():
+            raise UsageError(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
+        if not is_complete_checkpoint(resume):
+            raise UsageError(
+                f"--resume_from_checkpoint {resume}: an incomplete checkpoint (no {TRAINER_STATE_NAME}, or a "
+                f"{INCOMPLETE_MARKER}); give an earlier one, or --resume_from_checkpoint auto for the newest complete one"
+            )
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (resume or leftovers_only or overwrite_output_dir):
         raise UsageError(
             f"--output_dir {output_dir} already exists and is not empty; pass --overwrite_output_dir to write "
             "into it, or --resume_from_checkpoint auto to continue its run"
         )
+    if output_dir.is_dir() and training_args.process_index == 0:
+        remove_staging_leftovers(output_dir)
     return resume
 
 
@@ -100,12 +135,23 @@ def setup_logging() -> None:
 def train_and_save(trainer: Trainer, resume: str | None, model_use_cache: bool | None, **extra_metrics) -> dict:
     """Train, save the final model and write train metrics and trainer state; returns the train metrics.
 
+    A SIGINT/SIGTERM during training stops it after the current step with a checkpoint, and raises
+    `TrainingInterrupted` instead of saving the final model.
+
     `model_use_cache` is the model's own setting read before the Trainer was built: the Trainer turns the cache
     off for training, and the saved config must keep what the model had.
     """
-    train_result = trainer.train(resume_from_checkpoint=resume)
+    if resume:  # the callbacks' state too (early stopping's patience counter), not only the model and optimizer
+        trainer.args.restore_callback_states_from_checkpoint = True
+    with stop_on_signals(trainer) as stop:
+        train_result = trainer.train(resume_from_checkpoint=resume)
+    if stop.stopping_signum is not None:
+        step = trainer.state.global_step
+        checkpoint = Path(trainer.args.output_dir) / f"checkpoint-{step}"
+        raise TrainingInterrupted(stop.stopping_signum, step, str(checkpoint) if checkpoint.is_dir() else None)
     if model_use_cache is not None:
         trainer.model.config.use_cache = model_use_cache
+    restore_model_class_name(trainer.accelerator.unwrap_model(trainer.model))  # FSDP2 renamed it
     trainer.save_model()
     metrics = {**train_result.metrics, **extra_metrics}
     trainer.log_metrics("train", metrics)

@@ -1,6 +1,8 @@
 """Raw datasets from a built-in corpus, local files or the Hub, checked early with errors that name the problem."""
 
+import csv
 import json
+import math
 from pathlib import Path
 
 import datasets
@@ -15,8 +17,24 @@ class DataError(ValueError):
     """Bad input data: the message names the file, line or column at fault."""
 
 
-def check_data_file(path: str) -> str:
-    """Validate one data file before `datasets` reads it; return the `datasets` builder name for it."""
+def json_kind(value) -> str | None:
+    """The JSON type of a field value, in words (None for null: a missing value, compatible with any type)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object"}[type(value)]
+
+
+def check_data_file(path: str, field_types: bool = False) -> str:
+    """Validate one data file before `datasets` reads it; return the `datasets` builder name for it.
+
+    JSONL: every line a JSON object; with `field_types`, each field also keeps one JSON type from line to line
+    (`datasets` would otherwise fail deep inside pyarrow, or sort strings against numbers). CSV: no row has more
+    fields than the header.
+    """
     file = Path(path)
     if not file.is_file():
         raise DataError(f"Data file not found: {path}")
@@ -29,6 +47,7 @@ def check_data_file(path: str) -> str:
         raise DataError(f"{path}: the file is empty")
     is_jsonl = file.suffix.lower() == ".jsonl"
     filled_lines = 0
+    first_seen: dict[str, tuple[str, int]] = {}  # field -> (JSON type, line it was first seen with it)
     with file.open("rb") as handle:
         for line_number, raw_line in enumerate(handle, start=1):
             try:
@@ -41,15 +60,45 @@ def check_data_file(path: str) -> str:
             filled_lines += bool(line.strip())
             if is_jsonl and line.strip():
                 try:
-                    json.loads(line)
+                    row = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise DataError(f"{path}, line {line_number}: not valid JSON ({err.msg})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}, line {line_number}: expected a JSON object, got {type(row).__name__}")
+                for key, value in row.items() if field_types else ():
+                    kind = json_kind(value)
+                    seen = first_seen.setdefault(key, (kind, line_number)) if kind else None
+                    if seen and seen[0] != kind:
+                        raise DataError(
+                            f"{path}, line {line_number}: field {key!r} is {kind} here but {seen[0]} on line {seen[1]}"
+                        )
     # `datasets` fails on a split without rows with an error that names neither file nor cause.
     if builder == "csv" and filled_lines < 2:
         raise DataError(f"{path}: no examples (a CSV file needs a header line and at least one row)")
     if is_jsonl and not filled_lines:
         raise DataError(f"{path}: no examples (only blank lines)")
+    if builder == "csv":
+        check_csv_rows(file)
     return builder
+
+
+def check_csv_rows(file: Path) -> None:
+    """A row with more fields than the header (an unquoted comma, usually) fails deep inside pandas: name it."""
+    limit = csv.field_size_limit(2**31 - 1)  # pandas takes fields of any length; so must this check
+    try:
+        with file.open(encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            for row in reader:
+                if len(row) > len(header):
+                    raise DataError(
+                        f"{file}, line {reader.line_num}: {len(row)} fields but the header has {len(header)}; "
+                        "quote fields that contain commas"
+                    )
+    except csv.Error as err:
+        raise DataError(f"{file}, line {reader.line_num}: not valid CSV ({err})") from None
+    finally:
+        csv.field_size_limit(limit)
 
 
 def load_raw_datasets(
@@ -68,10 +117,16 @@ def load_raw_datasets(
         return datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir)
     if not data_files:
         raise DataError("No data: give --dataset_name or --train_file")
-    builders = {check_data_file(path) for path in data_files.values()}
+    builders = {check_data_file(path, field_types=True) for path in data_files.values()}
     if len(builders) > 1:
         raise DataError(f"All data files must have the same format; got {sorted(data_files.values())}")
-    raw = datasets.load_dataset(builders.pop(), data_files=data_files, cache_dir=cache_dir)
+    try:
+        raw = datasets.load_dataset(builders.pop(), data_files=data_files, cache_dir=cache_dir)
+    except datasets.exceptions.DatasetGenerationError as err:  # what the checks above did not foresee
+        cause = err
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            cause = cause.__cause__ or cause.__context__
+        raise DataError(f"Could not read {', '.join(data_files.values())}: {cause}") from None
     for split, dataset in raw.items():
         if len(dataset) == 0:
             raise DataError(f"{data_files[split]}: the {split} split has no examples")
@@ -97,6 +152,12 @@ def split_off_validation(raw: datasets.DatasetDict, percentage: int, seed: int) 
         return raw
     if not 0 < percentage < 100:
         raise DataError("No validation split: give --validation_file or a --validation_split_percentage in 1..99")
+    held_out = math.ceil(len(raw["train"]) * percentage / 100)  # as train_test_split rounds
+    if held_out >= len(raw["train"]):
+        raise DataError(
+            f"The train split has {len(raw['train'])} example(s): too few to hold out {percentage}% for validation "
+            "and keep some for training; give a --validation_file"
+        )
     parts = raw["train"].train_test_split(test_size=percentage / 100, seed=seed)
     return datasets.DatasetDict({**raw, "train": parts["train"], "validation": parts["test"]})
 
