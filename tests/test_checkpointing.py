@@ -325,7 +325,21 @@ def signal_on_first_log(monkeypatch):
     return arm
 
 
-def test_sigint_stops_cleanly_and_a_second_one_at_once(corpus, tmp_path, signal_on_first_log, monkeypatch, capsys):
+@pytest.fixture
+def interactive_signals():
+    """Python's interactive defaults (Ctrl-C raises KeyboardInterrupt), whatever the test runner inherited: under
+    `nohup` or a CI runner SIGINT may arrive ignored (SIG_IGN)."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def test_sigint_stops_cleanly_and_a_second_one_at_once(
+    corpus, tmp_path, signal_on_first_log, monkeypatch, capsys, interactive_signals
+):
     folder = tmp_path / "model"
     argv = ["pretrain", *lm_args(corpus), "--output_dir", str(folder)]
     signal_on_first_log(signal.SIGINT)
