@@ -29,6 +29,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from .checkpointing import STAGING_PREFIX, fsync_tree, publish_folder
 from .training import UsageError
 from .weights import check_weights
 
@@ -83,7 +84,7 @@ def lora_config_for(
             )
     else:
         parameters, modules = recurrent, DEFAULT_LINEAR_TARGETS.get(model.config.model_type, [])
-    heads = sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_children() if name in NEW_HEAD_MODULES})
+    heads = sorted(name for name, _ in model.named_children() if name in NEW_HEAD_MODULES)
     return LoraConfig(
         r=r,
         lora_alpha=alpha,
@@ -168,11 +169,12 @@ def merge_adapter(adapter_dir: str | os.PathLike, output_dir: str | os.PathLike,
         raise UsageError(f"{adapter_dir} is not an adapter folder (no adapter_config.json)")
     merged = load_adapter_model(adapter_dir, trust_remote_code=trust_remote_code).merge_and_unload()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{output_dir.name}-", dir=output_dir.parent))
     try:
         merged.save_pretrained(staging)
         AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(staging)
-        staging.rename(output_dir)
+        fsync_tree(staging)
+        publish_folder(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -59,53 +59,47 @@ MEASUREMENTS = ("matmul", "lm", "attention", "generation", "pipeline", "padding"
 
 # Shapes per mode. "full" follows the issue; "quick" keeps its shapes with fewer repetitions and sizes (under
 # 3 minutes on an idle 2-core machine); "smoke" is tiny (under a minute even on a loaded machine: the tests).
+FULL_SIZES: dict[str, dict] = {
+    "matmul": {"sizes": [1024, 2048, 4096], "reps": 5},
+    "lm": {
+        "vocab_size": 8000, "embedding_size": 256, "hidden_size": 512, "num_layers": 2,
+        "batch_size": 32, "seq_len": 128, "warmup_steps": 3, "timed_steps": 15, "budget_s": 60,
+        "bf16_fallback_seq_len": 16,
+        "runs": [("lstm", "fp32"), ("lstm", "bf16"), ("gru", "fp32"), ("gru", "bf16")],
+    },
+    "attention": {
+        "batch": 8, "heads": 4, "head_dim": 64, "ns": [128, 256, 512, 1024, 2048], "chunk_size": None,
+        "reps": 3, "max_call_s": 5, "case_timeout_s": 360,
+    },
+    "generation": {
+        "vocab_size": 8000, "embedding_size": 512, "hidden_size": 512, "num_layers": 3,
+        "prompt_len": 16, "new_tokens": 512, "cache_reps": 3, "no_cache_reps": 1,
+    },
+    "pipeline": {"corpus": "bbc_news", "vocab_size": 8000, "block_size": 128, "reps": 3},
+    "padding": {
+        "corpus": "bbc_news", "vocab_size": 8000, "max_seq_length": 256, "batch_size": 32, "timed_batches": 8,
+        "budget_s": 90,
+        "model": {"embedding_size": 256, "hidden_size": 512, "num_layers": 2, "cell": "lstm"},
+    },
+}
+
+
+def _override(base: dict, changes: dict) -> dict:
+    """`base` with some fields of some sections replaced (a shallow merge per section)."""
+    return {name: {**section, **changes.get(name, {})} for name, section in base.items()}
+
+
 SIZES: dict[str, dict] = {
-    "full": {
-        "matmul": {"sizes": [1024, 2048, 4096], "reps": 5},
-        "lm": {
-            "vocab_size": 8000, "embedding_size": 256, "hidden_size": 512, "num_layers": 2,
-            "batch_size": 32, "seq_len": 128, "warmup_steps": 3, "timed_steps": 15, "budget_s": 60,
-            "bf16_fallback_seq_len": 16,
-            "runs": [("lstm", "fp32"), ("lstm", "bf16"), ("gru", "fp32"), ("gru", "bf16")],
-        },
-        "attention": {
-            "batch": 8, "heads": 4, "head_dim": 64, "ns": [128, 256, 512, 1024, 2048], "chunk_size": None,
-            "reps": 3, "max_call_s": 5, "case_timeout_s": 360,
-        },
-        "generation": {
-            "vocab_size": 8000, "embedding_size": 512, "hidden_size": 512, "num_layers": 3,
-            "prompt_len": 16, "new_tokens": 512, "cache_reps": 3, "no_cache_reps": 1,
-        },
-        "pipeline": {"corpus": "bbc_news", "vocab_size": 8000, "block_size": 128, "reps": 3},
-        "padding": {
-            "corpus": "bbc_news", "vocab_size": 8000, "max_seq_length": 256, "batch_size": 32, "timed_batches": 8,
-            "budget_s": 90,
-            "model": {"embedding_size": 256, "hidden_size": 512, "num_layers": 2, "cell": "lstm"},
-        },
-    },
-    "quick": {
+    "full": FULL_SIZES,
+    "quick": _override(FULL_SIZES, {
         "matmul": {"sizes": [1024, 2048], "reps": 3},
-        "lm": {
-            "vocab_size": 8000, "embedding_size": 256, "hidden_size": 512, "num_layers": 2,
-            "batch_size": 32, "seq_len": 128, "warmup_steps": 2, "timed_steps": 3, "budget_s": 15,
-            "bf16_fallback_seq_len": 16,
-            "runs": [("lstm", "fp32"), ("lstm", "bf16"), ("gru", "fp32")],
-        },
-        "attention": {
-            "batch": 8, "heads": 4, "head_dim": 64, "ns": [128, 512], "chunk_size": None,
-            "reps": 2, "max_call_s": 3, "case_timeout_s": 120,
-        },
-        "generation": {
-            "vocab_size": 8000, "embedding_size": 512, "hidden_size": 512, "num_layers": 3,
-            "prompt_len": 16, "new_tokens": 128, "cache_reps": 2, "no_cache_reps": 1,
-        },
-        "pipeline": {"corpus": "bbc_news", "vocab_size": 8000, "block_size": 128, "reps": 1},
-        "padding": {
-            "corpus": "bbc_news", "vocab_size": 8000, "max_seq_length": 256, "batch_size": 32, "timed_batches": 3,
-            "budget_s": 20,
-            "model": {"embedding_size": 256, "hidden_size": 512, "num_layers": 2, "cell": "lstm"},
-        },
-    },
+        "lm": {"warmup_steps": 2, "timed_steps": 3, "budget_s": 15,
+               "runs": [("lstm", "fp32"), ("lstm", "bf16"), ("gru", "fp32")]},
+        "attention": {"ns": [128, 512], "reps": 2, "max_call_s": 3, "case_timeout_s": 120},
+        "generation": {"new_tokens": 128, "cache_reps": 2},
+        "pipeline": {"reps": 1},
+        "padding": {"timed_batches": 3, "budget_s": 20},
+    }),
     "smoke": {
         "matmul": {"sizes": [64, 128], "reps": 2},
         "lm": {
@@ -1215,21 +1209,6 @@ def _json_safe(value):
     return str(value)
 
 
-def write_json_atomically(path: Path, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
 def default_threads(mode: str) -> int:
     """All cores; one for smoke, whose tiny shapes gain nothing from threads and, on a loaded machine, lose
     seconds per step to OpenMP barriers waiting for a descheduled thread."""
@@ -1309,6 +1288,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .training import write_text_atomically  # lazy, like the other package imports here
+
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     only = None
     if args.only:
@@ -1322,7 +1303,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args.mode, args.threads, only)
     print()
     print(format_table(results))
-    write_json_atomically(Path(args.output), results)
+    write_text_atomically(args.output, json.dumps(results, indent=2, allow_nan=False) + "\n")
     print(f"\nResults: {Path(args.output).resolve()} ({results['wall_s']:.0f} s)")
     if results["errors"]:
         print(f"Failed measurements: {', '.join(results['errors'])}", file=sys.stderr)

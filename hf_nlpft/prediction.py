@@ -7,9 +7,7 @@ file appears complete or not at all, and an existing one is only replaced with -
 """
 
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from .arguments import parse_args
 from .data.loading import DataError, check_data_file
 from .finetune import FinetuneArguments, requested_columns
 from .tasks import TASKS, task_for_model
-from .training import UsageError
+from .training import UsageError, write_text_atomically
 from .weights import check_tokenizer_fits, check_weights, use_safetensors
 
 
@@ -59,20 +57,6 @@ def read_jsonl(path: str) -> list[tuple[int, dict]]:
     return rows
 
 
-def write_jsonl_atomically(rows: list[dict], path: Path) -> None:
-    """Write beside the target, then rename: a crash leaves either no file or the previous one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False)
-    try:
-        with handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-
-
 def predict_file(args: PredictArguments, finetune_args: FinetuneArguments) -> Path:
     for name in ("model_name_or_path", "input_file", "output_file"):
         if not getattr(args, name):
@@ -100,7 +84,7 @@ def predict_file(args: PredictArguments, finetune_args: FinetuneArguments) -> Pa
     for start in tqdm(range(0, len(rows), args.batch_size), desc="Predicting", unit="batch"):
         batch = rows[start : start + args.batch_size]
         results += task.predict_rows(model, tokenizer, batch, columns, args.max_seq_length)
-    write_jsonl_atomically(results, output)
+    write_text_atomically(output, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in results))
     return output
 
 

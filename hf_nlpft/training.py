@@ -2,7 +2,9 @@
 
 import json
 import logging
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, Trainer, TrainingArguments
@@ -120,6 +122,20 @@ def write_run_outputs(trainer: Trainer, output_dir: str) -> list[str]:
     if trainer.is_world_process_zero() and plot_loss_curve(trainer.state.log_history, Path(output_dir) / "loss_curve.png"):
         plots.append("loss_curve.png")
     return plots
+
+
+def write_text_atomically(path: str | Path, text: str) -> None:
+    """Write beside the target, then rename: a crash leaves either no file or the previous one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False)
+    try:
+        with handle:
+            handle.write(text)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
 
 
 def save_json(path: Path, values: dict) -> None:

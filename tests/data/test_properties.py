@@ -40,6 +40,18 @@ def cache_dir(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("datasets-cache"))
 
 
+def read_or_data_error(path: Path, cache_dir: str):
+    """The file read as a train split, or None after a DataError that names the file (the only allowed failure)."""
+    try:
+        raw = load_raw_datasets(data_files={"train": str(path)}, cache_dir=cache_dir)
+    except DataError as err:
+        event(f"DataError: {str(err).replace(str(path), 'FILE')[:60]}")
+        assert str(path) in str(err)
+        return None
+    event("read")
+    return raw
+
+
 # --- readers -------------------------------------------------------------------------------------------------------
 
 JSON_VALUE = st.one_of(st.none(), TEXT, st.integers(-(2**31), 2**31), st.booleans(), st.lists(TEXT, max_size=3))
@@ -55,13 +67,9 @@ def test_jsonl_reader_returns_every_row_or_a_data_error(rows, blank_lines, cache
             lines.insert(min(position, len(lines)), "")
         path = Path(folder) / "train.jsonl"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        try:
-            raw = load_raw_datasets(data_files={"train": str(path)}, cache_dir=cache_dir)
-        except DataError as err:
-            event(f"DataError: {str(err).replace(str(path), 'FILE')[:60]}")
-            assert str(path) in str(err)
-            return
-    event("read")
+        raw = read_or_data_error(path, cache_dir)
+    if raw is None:
+        return
     train = raw["train"]
     assert len(train) == len(rows)
     for index, row in enumerate(rows):  # every value back, missing fields as None
@@ -83,13 +91,9 @@ def test_csv_reader_returns_every_row_or_a_data_error(header, cells, cache_dir):
             writer = csv.writer(handle)
             writer.writerow(header)
             writer.writerows(rows)
-        try:
-            raw = load_raw_datasets(data_files={"train": str(path)}, cache_dir=cache_dir)
-        except DataError as err:
-            event(f"DataError: {str(err).replace(str(path), 'FILE')[:60]}")
-            assert str(path) in str(err)
-            return
-    event("read")
+        raw = read_or_data_error(path, cache_dir)
+    if raw is None:
+        return
     assert raw["train"].column_names == header and len(raw["train"]) == len(rows)
     # pandas reads number-like columns as numbers and "", "NA", ... as missing; every text it keeps is intact
     for index, row in enumerate(rows):
