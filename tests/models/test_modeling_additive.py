@@ -1,3 +1,6 @@
+import os
+import shutil
+
 import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
@@ -9,8 +12,15 @@ from hf_nlpft.models.additive import (
     AdditiveAttentionForSequenceClassification,
     AdditiveAttentionForTokenClassification,
     AdditiveAttentionModel,
+    modeling_nlpft_additive,
 )
-from hf_nlpft.models.additive.modeling_nlpft_additive import AdditiveScoreFunction, additive_scores
+from hf_nlpft.models.additive.modeling_nlpft_additive import (
+    AdditiveScoreFunction,
+    FusedAdditiveScoreFunction,
+    additive_scores,
+    fused_cpu_kernel,
+    fused_kernel_unavailable_reason,
+)
 
 # Config validation errors surface either directly or wrapped by @strict's validator machinery.
 CONFIG_ERRORS = (ValueError, StrictDataclassClassValidationError)
@@ -54,7 +64,8 @@ def masked_attention(q, k, v, values, allowed, chunk_size, causal, impl):
 
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize(("batch", "heads", "length", "head_dim", "chunk_size"), [(2, 3, 13, 5, 4), (1, 2, 7, 8, 16)])
-def test_recompute_matches_naive_outputs_and_gradients(causal, batch, heads, length, head_dim, chunk_size):
+@pytest.mark.parametrize("impl", ["recompute", "fused"])
+def test_memory_lean_impls_match_naive_outputs_and_gradients(impl, causal, batch, heads, length, head_dim, chunk_size):
     generator = torch.Generator().manual_seed(length)
     shapes = {"q": (batch, heads, length, head_dim), "k": (batch, heads, length, head_dim), "v": (heads, head_dim)}
     leaves = {name: torch.randn(shape, generator=generator, requires_grad=True) for name, shape in shapes.items()}
@@ -67,12 +78,12 @@ def test_recompute_matches_naive_outputs_and_gradients(causal, batch, heads, len
     upstream = torch.randn(batch, heads, length, head_dim, generator=generator)
 
     results = {}
-    for impl in ("naive", "recompute"):
-        out = masked_attention(leaves["q"], leaves["k"], leaves["v"], values, allowed, chunk_size, causal, impl)
+    for name in ("naive", impl):
+        out = masked_attention(leaves["q"], leaves["k"], leaves["v"], values, allowed, chunk_size, causal, name)
         grads = torch.autograd.grad((out * upstream).sum(), list(leaves.values()))
-        results[impl] = (out, *grads)
-    for naive, recompute in zip(results["naive"], results["recompute"], strict=True):
-        torch.testing.assert_close(recompute, naive, atol=1e-5, rtol=1e-4)
+        results[name] = (out, *grads)
+    for naive, lean in zip(results["naive"], results[impl], strict=True):
+        torch.testing.assert_close(lean, naive, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -84,7 +95,75 @@ def test_recompute_scores_pass_gradcheck_in_float64(causal):
     assert torch.autograd.gradcheck(lambda q, k, v: AdditiveScoreFunction.apply(q, k, v, 2, causal), (q, k, v))
 
 
-def test_recompute_runs_under_bf16_autocast():
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_scores_pass_gradcheck_in_float64(causal):
+    generator = torch.Generator().manual_seed(1)
+    q = torch.randn(2, 2, 5, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    k = torch.randn(2, 2, 5, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    v = torch.randn(2, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    # Under causal=True future keys' scores are 0 with no gradient (the caller masks them): check the others.
+    keep = torch.ones(5, 5, dtype=torch.bool).tril() if causal else torch.ones(5, 5, dtype=torch.bool)
+    assert torch.autograd.gradcheck(lambda q, k, v: FusedAdditiveScoreFunction.apply(q, k, v, causal)[..., keep], (q, k, v))
+
+
+def test_fused_kernel_builds_where_a_c_compiler_exists():
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        pytest.skip("no C compiler on this machine: the fused kernel cannot be built, 'auto' uses recompute")
+    assert fused_cpu_kernel() is not None, fused_kernel_unavailable_reason()
+
+
+def test_fused_large_values_take_the_exact_path():
+    """|q| beyond the exponential form's range (e^(2q) overflows) must still give naive's scores and gradients."""
+    generator = torch.Generator().manual_seed(2)
+    q = (torch.randn(1, 2, 6, 4, generator=generator) * 30).requires_grad_()  # some |q| > 40
+    k = torch.randn(1, 2, 6, 4, generator=generator).requires_grad_()
+    v = torch.randn(2, 4, generator=generator).requires_grad_()
+    assert q.abs().max() > modeling_nlpft_additive._FUSED_MAX_ABS
+    fused = additive_scores(q, k, v, 4, False, "fused")
+    naive = additive_scores(q, k, v, 4, False, "naive")
+    torch.testing.assert_close(fused, naive)
+    upstream = torch.randn_like(naive)
+    fused_grads = torch.autograd.grad((fused * upstream).sum(), (q, k, v))
+    naive_grads = torch.autograd.grad((naive * upstream).sum(), (q, k, v))
+    for got, want in zip(fused_grads, naive_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+@pytest.fixture
+def fresh_kernel_cache(tmp_path, monkeypatch):
+    """An empty kernel cache and a forgotten in-process kernel, restored afterwards."""
+    monkeypatch.setenv("HF_NLPFT_KERNEL_CACHE", str(tmp_path / "kernels"))
+    fused_cpu_kernel.cache_clear()
+    yield tmp_path / "kernels"
+    fused_cpu_kernel.cache_clear()
+    monkeypatch.setattr(modeling_nlpft_additive, "_fused_kernel_unavailable_reason", None)
+
+
+def test_fused_kernel_is_built_into_the_cache_once(fresh_kernel_cache):
+    if fused_cpu_kernel() is None:
+        pytest.skip(f"fused kernel unavailable here: {fused_kernel_unavailable_reason()}")
+    built = sorted(path.name for path in fresh_kernel_cache.iterdir())
+    assert len(built) == 1 and built[0].startswith("additive_scores_") and built[0].endswith(".so"), built
+    stamp = (fresh_kernel_cache / built[0]).stat().st_mtime_ns
+    fused_cpu_kernel.cache_clear()
+    assert fused_cpu_kernel() is not None
+    assert (fresh_kernel_cache / built[0]).stat().st_mtime_ns == stamp  # loaded from the cache, not rebuilt
+
+
+def test_without_a_compiler_auto_falls_back_and_fused_says_why(fresh_kernel_cache, monkeypatch):
+    monkeypatch.setenv("CC", str(fresh_kernel_cache / "no-such-compiler"))
+    generator = torch.Generator().manual_seed(3)
+    q, k = torch.randn(2, 1, 2, 5, 4, generator=generator)
+    v = torch.randn(2, 4, generator=generator)
+    torch.testing.assert_close(additive_scores(q, k, v, 2, False, "auto"), additive_scores(q, k, v, 2, False, "naive"))
+    assert fused_cpu_kernel() is None
+    with pytest.raises(RuntimeError, match="no-such-compiler"):
+        additive_scores(q, k, v, 2, False, "fused")
+    assert not list(fresh_kernel_cache.glob("*.so"))  # nothing half-built left behind
+
+
+def test_default_impl_runs_under_bf16_autocast():
     torch.manual_seed(0)
     model = AdditiveAttentionForCausalLM(tiny_config())
     input_ids, attention_mask = right_padded_batch()

@@ -8,7 +8,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import PretrainedConfig
 
 ADDITIVE_POOLINGS = ("first", "last", "mean", "max", "attention")
-ADDITIVE_ATTENTION_IMPLS = ("recompute", "naive")
+ADDITIVE_ATTENTION_IMPLS = ("auto", "fused", "recompute", "naive")
 
 # Every Auto class this family supports, written into each saved config.json so that
 # `AutoModelFor*.from_pretrained(folder, trust_remote_code=True)` works for all heads, not only the saved one.
@@ -51,7 +51,9 @@ class AdditiveAttentionConfig(PretrainedConfig):
     layer_norm_eps: float = 1e-12
     initializer_range: float | int = 0.02  # std of the normal init of embeddings, linear layers and score vectors
     attention_chunk_size: int = 128  # queries scored at once; bounds the B×H×chunk×N×d tanh buffer
-    additive_attention_impl: str = "recompute"  # "recompute" (memory-lean autograd.Function) or "naive" (reference)
+    # "auto": the compiled CPU kernel where it applies, else "recompute"; "fused": that kernel (CPU only);
+    # "recompute": chunked tensor ops, any device; "naive": full B×H×N×N×d broadcast, the reference
+    additive_attention_impl: str = "auto"
     classifier_pooling: str = "mean"  # sequence vector: "first", "last", "mean", "max" or additive "attention"
     classifier_dropout: float | int | None = None  # head dropout; None means `hidden_dropout_prob`
     tie_word_embeddings: bool = True  # LM heads reuse the input embedding matrix

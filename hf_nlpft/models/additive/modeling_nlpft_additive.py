@@ -2,12 +2,27 @@
 
 Per head h the score of query i for key j is `v_hᵀ tanh(W_q x_i + W_k x_j)`. Unlike dot-product attention this
 cannot be written as one matmul: the tanh sits between the query/key sum and the reduction over the head width,
-so a plain implementation materialises a B×H×N×N×d tensor. `AdditiveScoreFunction` avoids that in forward and
-backward by scoring a chunk of queries at a time and recomputing the tanh in backward (flash-attention style).
+so a plain implementation materialises a B×H×N×N×d tensor. Two implementations avoid that:
+
+- `FusedAdditiveScoreFunction` (CPU): a small C kernel, compiled on first use with the system C compiler, loops over
+  (query, key) pairs and keeps the head-width reduction in registers. It uses tanh(a + b) = 1 - 2 / (1 + e^2a e^2b),
+  so the B×H×N×N×d inner loop is a multiply-add and a division instead of a tanh; the exponentials are taken once
+  per query and key.
+- `AdditiveScoreFunction` (any device): scores a chunk of queries at a time with tensor ops and recomputes the tanh
+  in backward (flash-attention style).
 
 One-model-one-file: this module imports only torch, transformers and its sibling config, so it is copied
 verbatim next to config.json and loads as Hub remote code.
 """
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 
 import torch
 from torch import nn
@@ -23,8 +38,11 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from transformers.utils import logging
 
 from .configuration_nlpft_additive import AdditiveAttentionConfig
+
+logger = logging.get_logger(__name__)
 
 # Extra forward kwargs the token-level losses understand. `num_items_in_batch` comes from Trainer and makes the loss
 # a sum over the whole accumulated batch divided by its label count (correct gradient accumulation). Everything
@@ -102,21 +120,295 @@ def _tanh_of_sum(q_chunk: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return (q_chunk.unsqueeze(3) + k.unsqueeze(2)).tanh_()
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Fused CPU kernel
+# ---------------------------------------------------------------------------------------------------------------
+
+# With A = exp(2q) and B = exp(2k): tanh(q + k) = 1 - 2r, r = 1 / (1 + A·B), and 1 - tanh² = 4r(1 - r).
+# Overflow is harmless as long as A and B themselves are finite and non-zero: A·B = inf gives r = 0 (tanh = 1),
+# A·B = 0 gives r = 1 (tanh = -1). `_FUSED_MAX_ABS` keeps q and k inside that range; larger values take the
+# recompute path.
+_FUSED_KERNEL_SOURCE = r"""
+#include <stdint.h>
+#include <string.h>
+
+#define DEFINE_KERNELS(T, SUFFIX)                                                                              \
+/* scores[bh,i,j] = sum_e v[h,e] tanh(q + k) = sum(v) - 2 sum_e v[h,e] / (1 + A[bh,i,e] B[bh,j,e]) */          \
+void additive_scores_forward_##SUFFIX(const T* A, const T* B, const T* v, T* scores, int64_t BH, int64_t H,    \
+                                      int64_t Nq, int64_t Nk, int64_t d, int causal, int threads) {            \
+    _Pragma("omp parallel for schedule(dynamic, 1) num_threads(threads)")                                     \
+    for (int64_t row = 0; row < BH * Nq; ++row) {                                                             \
+        const int64_t bh = row / Nq, i = row % Nq;                                                            \
+        const T* a = A + row * d;                                                                             \
+        const T* vh = v + (bh % H) * d;                                                                       \
+        T* out = scores + row * Nk;                                                                           \
+        T sum_v = 0;                                                                                          \
+        for (int64_t e = 0; e < d; ++e) sum_v += vh[e];                                                       \
+        const int64_t stop = causal && i + 1 < Nk ? i + 1 : Nk;                                               \
+        for (int64_t j = 0; j < stop; ++j) {                                                                  \
+            const T* b = B + (bh * Nk + j) * d;                                                               \
+            T acc = 0;                                                                                        \
+            _Pragma("omp simd reduction(+:acc)")                                                              \
+            for (int64_t e = 0; e < d; ++e) acc += vh[e] / ((T)1 + a[e] * b[e]);                              \
+            out[j] = sum_v - (T)2 * acc;                                                                      \
+        }                                                                                                     \
+        for (int64_t j = stop; j < Nk; ++j) out[j] = 0;                                                       \
+    }                                                                                                         \
+}                                                                                                             \
+/* With g = dS: dq = 4v sum_j g r(1-r), dk = 4v sum_i g r(1-r), dv (per bh, summed over b by the caller) =    \
+   sum g - 2 sum g r. Zero gradients (masked scores) are skipped. */                                           \
+void additive_scores_backward_##SUFFIX(const T* A, const T* B, const T* v, const T* grad, T* dq, T* dk,        \
+                                       T* dv_per_bh, int64_t BH, int64_t H, int64_t Nq, int64_t Nk, int64_t d, \
+                                       int causal, int threads) {                                              \
+    _Pragma("omp parallel for schedule(dynamic, 1) num_threads(threads)")                                     \
+    for (int64_t bh = 0; bh < BH; ++bh) {                                                                     \
+        const T* vh = v + (bh % H) * d;                                                                       \
+        T* dk_bh = dk + bh * Nk * d;                                                                          \
+        T* dv = dv_per_bh + bh * d;                                                                           \
+        memset(dk_bh, 0, sizeof(T) * Nk * d);                                                                 \
+        memset(dv, 0, sizeof(T) * d);                                                                         \
+        T grad_sum = 0;                                                                                       \
+        for (int64_t i = 0; i < Nq; ++i) {                                                                    \
+            const T* a = A + (bh * Nq + i) * d;                                                               \
+            const T* grad_row = grad + (bh * Nq + i) * Nk;                                                    \
+            T* dq_i = dq + (bh * Nq + i) * d;                                                                 \
+            memset(dq_i, 0, sizeof(T) * d);                                                                   \
+            const int64_t stop = causal && i + 1 < Nk ? i + 1 : Nk;                                           \
+            for (int64_t j = 0; j < stop; ++j) {                                                              \
+                const T g = grad_row[j];                                                                      \
+                if (g == 0) continue;                                                                         \
+                grad_sum += g;                                                                                \
+                const T* b = B + (bh * Nk + j) * d;                                                           \
+                T* dk_j = dk_bh + j * d;                                                                      \
+                _Pragma("omp simd")                                                                           \
+                for (int64_t e = 0; e < d; ++e) {                                                             \
+                    const T r = (T)1 / ((T)1 + a[e] * b[e]);                                                  \
+                    const T gs = g * (r - r * r);                                                             \
+                    dq_i[e] += gs;                                                                            \
+                    dk_j[e] += gs;                                                                            \
+                    dv[e] += g * r;                                                                           \
+                }                                                                                             \
+            }                                                                                                 \
+            for (int64_t e = 0; e < d; ++e) dq_i[e] *= (T)4 * vh[e];                                          \
+        }                                                                                                     \
+        for (int64_t j = 0; j < Nk; ++j)                                                                      \
+            for (int64_t e = 0; e < d; ++e) dk_bh[j * d + e] *= (T)4 * vh[e];                                 \
+        for (int64_t e = 0; e < d; ++e) dv[e] = grad_sum - (T)2 * dv[e];                                      \
+    }                                                                                                         \
+}
+
+DEFINE_KERNELS(float, f32)
+DEFINE_KERNELS(double, f64)
+"""
+# -march=native: the library is built on the machine that runs it (the cache key includes the CPU).
+# Without OpenMP (Apple clang) the pragmas still vectorise (-fopenmp-simd); the loops then run on one thread.
+_FUSED_KERNEL_FLAG_SETS = (
+    ("-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-fopenmp"),
+    ("-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-fopenmp-simd"),
+)
+_FUSED_MAX_ABS = (
+    40.0  # |q|, |k| bound for the exponential form (e^80 < float32 max); beyond it: recompute path
+)
+_FUSED_DTYPES = {torch.float32: "f32", torch.float64: "f64"}
+_fused_kernel_unavailable_reason: str | None = None
+
+
+def _cpu_fingerprint() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return "".join(line for line in cpuinfo if line.startswith(("model name", "flags")))
+    except OSError:
+        return os.uname().machine if hasattr(os, "uname") else sys.platform
+
+
+def _kernel_cache_dir() -> str:
+    """`HF_NLPFT_KERNEL_CACHE`, else `$XDG_CACHE_HOME/hf_nlpft/kernels` (default `~/.cache/hf_nlpft/kernels`)."""
+    if os.environ.get("HF_NLPFT_KERNEL_CACHE"):
+        return os.environ["HF_NLPFT_KERNEL_CACHE"]
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache_home, "hf_nlpft", "kernels")
+
+
+def _bind_kernel(library: ctypes.CDLL) -> ctypes.CDLL:
+    pointer, size = ctypes.c_void_p, ctypes.c_int64
+    for suffix in _FUSED_DTYPES.values():
+        forward = getattr(library, f"additive_scores_forward_{suffix}")
+        forward.argtypes = [pointer] * 4 + [size] * 5 + [ctypes.c_int] * 2
+        forward.restype = None
+        backward = getattr(library, f"additive_scores_backward_{suffix}")
+        backward.argtypes = [pointer] * 7 + [size] * 5 + [ctypes.c_int] * 2
+        backward.restype = None
+    return library
+
+
+def _build_kernel(compiler: str, flags: tuple[str, ...], target: str) -> None:
+    """Compile into a temporary file next to `target`, then rename: concurrent processes never load half a file."""
+    directory = os.path.dirname(target)
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".build-") as build_dir:
+        source = os.path.join(build_dir, "additive_scores.c")
+        with open(source, "w") as handle:
+            handle.write(_FUSED_KERNEL_SOURCE)
+        built = os.path.join(build_dir, "additive_scores.so")
+        result = subprocess.run(
+            [compiler, *flags, source, "-o", built], capture_output=True, text=True, timeout=120
+        )
+        if result.returncode != 0:
+            raise RuntimeError(result.stderr.strip()[-500:] or f"{compiler} exited with {result.returncode}")
+        os.replace(built, target)
+
+
+@functools.cache
+def fused_cpu_kernel() -> ctypes.CDLL | None:
+    """The compiled fused kernel, built once per machine and cached on disk; None if no C compiler can build it.
+
+    The compiler is `$CC`, else `cc`/`gcc`/`clang` from PATH. Why it is unavailable is kept in
+    `fused_kernel_unavailable_reason()`.
+    """
+    global _fused_kernel_unavailable_reason
+    compiler = os.environ.get("CC") or next(filter(None, map(shutil.which, ("cc", "gcc", "clang"))), None)
+    if compiler is None:
+        _fused_kernel_unavailable_reason = "no C compiler found (set CC or install gcc/clang)"
+        return None
+    errors = []
+    for flags in _FUSED_KERNEL_FLAG_SETS:
+        key = hashlib.sha256("\0".join([_FUSED_KERNEL_SOURCE, compiler, *flags, _cpu_fingerprint()]).encode())
+        target = os.path.join(_kernel_cache_dir(), f"additive_scores_{key.hexdigest()[:16]}.so")
+        try:
+            if not os.path.exists(target):
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                _build_kernel(compiler, flags, target)
+            return _bind_kernel(ctypes.CDLL(target))
+        except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+            errors.append(f"{' '.join(flags[-1:])}: {error}")
+    _fused_kernel_unavailable_reason = f"building the kernel with {compiler} failed: " + " | ".join(errors)
+    logger.warning_once(
+        f"Fused additive attention kernel unavailable ({_fused_kernel_unavailable_reason}); "
+        "using the recompute implementation."
+    )
+    return None
+
+
+def fused_kernel_unavailable_reason() -> str | None:
+    """Why `fused_cpu_kernel()` returned None (None while it has not been tried or when it is available)."""
+    return _fused_kernel_unavailable_reason
+
+
+def _fused_kernel_applies(q: torch.Tensor, k: torch.Tensor) -> bool:
+    """The fused kernel handles CPU float tensors whose values keep e^(2x) finite and non-zero."""
+    if q.device.type != "cpu" or q.numel() == 0 or k.numel() == 0 or not q.is_floating_point():
+        return False
+    if fused_cpu_kernel() is None:
+        return False
+    with torch.no_grad():
+        return max(q.detach().abs().max().item(), k.detach().abs().max().item()) <= _FUSED_MAX_ABS
+
+
+class FusedAdditiveScoreFunction(torch.autograd.Function):
+    """`AdditiveScoreFunction`'s result from the fused CPU kernel: same scores and gradients, no N×N×d buffers.
+
+    Computes in float32 (float64 for float64 inputs; bf16/fp16 inputs are widened and the results narrowed back).
+    Saves e^(2q) and e^(2k) for backward instead of q and k. Multi-threaded over (batch×head, query) in forward
+    and over batch×head in backward with torch's intra-op thread count.
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool):
+        compute_dtype = q.dtype if q.dtype in _FUSED_DTYPES else torch.float32
+        suffix = _FUSED_DTYPES[compute_dtype]
+        batch, heads, num_queries, head_dim = q.shape
+        num_keys = k.shape[2]
+        exp_q = (2 * q.to(compute_dtype)).exp_().contiguous()
+        exp_k = (2 * k.to(compute_dtype)).exp_().contiguous()
+        v_compute = v.to(compute_dtype).contiguous()
+        scores = torch.empty(batch, heads, num_queries, num_keys, dtype=compute_dtype)
+        getattr(fused_cpu_kernel(), f"additive_scores_forward_{suffix}")(
+            exp_q.data_ptr(),
+            exp_k.data_ptr(),
+            v_compute.data_ptr(),
+            scores.data_ptr(),
+            batch * heads,
+            heads,
+            num_queries,
+            num_keys,
+            head_dim,
+            int(causal),
+            torch.get_num_threads(),
+        )
+        ctx.save_for_backward(exp_q, exp_k, v_compute)
+        ctx.causal = causal
+        ctx.dtypes = (q.dtype, k.dtype, v.dtype)
+        return scores.to(q.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_scores: torch.Tensor):
+        exp_q, exp_k, v = ctx.saved_tensors
+        batch, heads, num_queries, head_dim = exp_q.shape
+        num_keys = exp_k.shape[2]
+        grad_scores = grad_scores.to(exp_q.dtype).contiguous()
+        grad_q, grad_k = torch.empty_like(exp_q), torch.empty_like(exp_k)
+        grad_v_per_bh = exp_q.new_empty(batch, heads, head_dim)
+        getattr(fused_cpu_kernel(), f"additive_scores_backward_{_FUSED_DTYPES[exp_q.dtype]}")(
+            exp_q.data_ptr(),
+            exp_k.data_ptr(),
+            v.data_ptr(),
+            grad_scores.data_ptr(),
+            grad_q.data_ptr(),
+            grad_k.data_ptr(),
+            grad_v_per_bh.data_ptr(),
+            batch * heads,
+            heads,
+            num_queries,
+            num_keys,
+            head_dim,
+            int(ctx.causal),
+            torch.get_num_threads(),
+        )
+        q_dtype, k_dtype, v_dtype = ctx.dtypes
+        return grad_q.to(q_dtype), grad_k.to(k_dtype), grad_v_per_bh.sum(0).to(v_dtype), None
+
+
 def additive_scores(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_size: int, causal: bool = False, impl: str = "recompute"
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    chunk_size: int,
+    causal: bool = False,
+    impl: str = "auto",
 ) -> torch.Tensor:
     """Unmasked additive scores (B,H,N,N) for projected queries/keys (B,H,N,d) and score vectors v (H,d).
 
-    `impl="recompute"` uses `AdditiveScoreFunction` (memory-lean); `impl="naive"` broadcasts the full
-    (B,H,N,N,d) tensor through autograd and is kept as the reference. Computation happens in q's dtype.
+    `impl`:
+    - "auto": "fused" where it applies (CPU tensors, a C compiler, |q|, |k| <= 40), else "recompute";
+    - "fused": the compiled CPU kernel (`FusedAdditiveScoreFunction`); an error if it cannot be built or the
+      tensors are not on the CPU; values beyond its range still take "recompute";
+    - "recompute": `AdditiveScoreFunction`, chunked tensor ops (any device, memory-lean);
+    - "naive": broadcasts the full (B,H,N,N,d) tensor through autograd; the reference.
+    With `causal=True` the scores of future keys are 0, not computed; the caller masks them.
     """
     v = v.to(q.dtype)  # under autocast q/k are bf16 while the parameter stays float32
     k = k.to(q.dtype)
-    if impl == "naive":
-        return (torch.tanh(q.unsqueeze(3) + k.unsqueeze(2)) @ v.view(1, v.shape[0], 1, v.shape[1], 1)).squeeze(-1)
-    if impl == "recompute":
+    if impl == "fused":
+        if q.device.type != "cpu":
+            raise ValueError(
+                f"additive_attention_impl='fused' runs on the CPU only; got tensors on {q.device}. "
+                "Use 'auto' or 'recompute'."
+            )
+        if fused_cpu_kernel() is None:
+            raise RuntimeError(
+                f"additive_attention_impl='fused' is unavailable: {fused_kernel_unavailable_reason()}"
+            )
+    if impl in ("auto", "fused") and _fused_kernel_applies(q, k):
+        return FusedAdditiveScoreFunction.apply(q, k, v, causal)
+    if impl in ("auto", "fused", "recompute"):
         return AdditiveScoreFunction.apply(q.contiguous(), k.contiguous(), v.contiguous(), chunk_size, causal)
-    raise ValueError(f"Unknown additive attention implementation {impl!r}; expected 'recompute' or 'naive'")
+    if impl == "naive":
+        return (
+            torch.tanh(q.unsqueeze(3) + k.unsqueeze(2)) @ v.view(1, v.shape[0], 1, v.shape[1], 1)
+        ).squeeze(-1)
+    raise ValueError(
+        f"Unknown additive attention implementation {impl!r}; expected 'auto', 'fused', 'recompute' or 'naive'"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
