@@ -125,6 +125,20 @@ def test_cache_makes_each_step_a_single_token():
     assert state.get_seq_length() == 7
 
 
+def test_logits_to_keep_selects_positions_and_generate_projects_only_the_last():
+    torch.manual_seed(0)
+    model = RnnForCausalLM(tiny_config(eos_token_id=None)).eval()
+    prompt = torch.randint(5, 64, (2, 7))
+    full = model(prompt).logits
+    torch.testing.assert_close(model(prompt, logits_to_keep=1).logits, full[:, -1:])
+    torch.testing.assert_close(model(prompt, logits_to_keep=3).logits, full[:, -3:])
+    torch.testing.assert_close(model(prompt, logits_to_keep=torch.tensor([0, 4])).logits, full[:, [0, 4]])
+    projected = []
+    model.lm_head.register_forward_hook(lambda module, args, output: projected.append(output.shape[1]))
+    model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=3, do_sample=False, pad_token_id=0)
+    assert projected == [1, 1, 1]  # the prompt's 7 positions are never projected to the vocabulary
+
+
 def test_beam_search_returns_ranked_hypotheses():
     torch.manual_seed(0)
     model = RnnForCausalLM(tiny_config(eos_token_id=None)).eval()

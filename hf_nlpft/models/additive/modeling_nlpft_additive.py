@@ -722,9 +722,14 @@ class AdditiveAttentionForCausalLM(AdditiveAttentionPreTrainedModel, GenerationM
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> CausalLMOutput | tuple:
-        """`labels` are the input ids (-100 ignored); the shift by one happens inside the loss."""
+        """`labels` are the input ids (-100 ignored); the shift by one happens inside the loss.
+
+        `logits_to_keep`: logits of the last n positions only (0: all), or of the positions in a 1D index tensor;
+        `generate()` passes 1, which spares the vocabulary projection of every prompt position.
+        """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.model(
             input_ids=input_ids,
@@ -736,7 +741,8 @@ class AdditiveAttentionForCausalLM(AdditiveAttentionPreTrainedModel, GenerationM
             return_dict=True,
             is_causal=True,
         )
-        logits = self.lm_head(outputs.last_hidden_state)
+        positions = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(outputs.last_hidden_state[:, positions])
         loss = None
         if labels is not None:
             loss = self.loss_function(

@@ -342,7 +342,7 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
             model_inputs["inputs_embeds"] = inputs_embeds
         else:
             model_inputs["input_ids"] = input_ids
-        for key in ("output_hidden_states", "return_dict"):
+        for key in ("output_hidden_states", "return_dict", "logits_to_keep"):
             if key in kwargs:
                 model_inputs[key] = kwargs[key]
         return model_inputs
@@ -358,8 +358,11 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         token_type_ids: torch.Tensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> RnnCausalLMOutput | tuple:
+        """`logits_to_keep`: logits of the last n positions only (0: all), or of the positions in a 1D index
+        tensor; `generate()` passes 1, which spares the vocabulary projection of every prompt position."""
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.model(
             input_ids,
@@ -370,7 +373,8 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        logits = self.lm_head(outputs.last_hidden_state)
+        positions = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(outputs.last_hidden_state[:, positions])
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
