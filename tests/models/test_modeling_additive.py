@@ -86,24 +86,23 @@ def test_memory_lean_impls_match_naive_outputs_and_gradients(impl, causal, batch
         torch.testing.assert_close(lean, naive, atol=1e-5, rtol=1e-4)
 
 
+SCORE_FUNCTIONS = {
+    "recompute": lambda q, k, v, causal: AdditiveScoreFunction.apply(q, k, v, 2, causal),  # chunks of 2 queries
+    "fused": lambda q, k, v, causal: FusedAdditiveScoreFunction.apply(q, k, v, causal),
+}
+
+
 @pytest.mark.parametrize("causal", [False, True])
-def test_recompute_scores_pass_gradcheck_in_float64(causal):
+@pytest.mark.parametrize("impl", list(SCORE_FUNCTIONS))
+def test_score_functions_pass_gradcheck_in_float64(impl, causal):
     generator = torch.Generator().manual_seed(0)
     q = torch.randn(2, 2, 5, 3, dtype=torch.float64, generator=generator, requires_grad=True)
     k = torch.randn(2, 2, 5, 3, dtype=torch.float64, generator=generator, requires_grad=True)
     v = torch.randn(2, 3, dtype=torch.float64, generator=generator, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda q, k, v: AdditiveScoreFunction.apply(q, k, v, 2, causal), (q, k, v))
-
-
-@pytest.mark.parametrize("causal", [False, True])
-def test_fused_scores_pass_gradcheck_in_float64(causal):
-    generator = torch.Generator().manual_seed(1)
-    q = torch.randn(2, 2, 5, 3, dtype=torch.float64, generator=generator, requires_grad=True)
-    k = torch.randn(2, 2, 5, 3, dtype=torch.float64, generator=generator, requires_grad=True)
-    v = torch.randn(2, 3, dtype=torch.float64, generator=generator, requires_grad=True)
-    # Under causal=True future keys' scores are 0 with no gradient (the caller masks them): check the others.
+    # Under causal=True future keys' scores may be left at 0 with no gradient (the caller masks them): check the rest.
     keep = torch.ones(5, 5, dtype=torch.bool).tril() if causal else torch.ones(5, 5, dtype=torch.bool)
-    assert torch.autograd.gradcheck(lambda q, k, v: FusedAdditiveScoreFunction.apply(q, k, v, causal)[..., keep], (q, k, v))
+    scores = SCORE_FUNCTIONS[impl]
+    assert torch.autograd.gradcheck(lambda q, k, v: scores(q, k, v, causal)[..., keep], (q, k, v))
 
 
 def test_fused_kernel_builds_where_a_c_compiler_exists():
