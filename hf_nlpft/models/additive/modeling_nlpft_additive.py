@@ -11,8 +11,9 @@ so a plain implementation materialises a B×H×N×N×d tensor. Two implementatio
 - `AdditiveScoreFunction` (any device): scores a chunk of queries at a time with tensor ops and recomputes the tanh
   in backward (flash-attention style).
 
-One-model-one-file: this module imports only torch, transformers and its sibling config, so it is copied
-verbatim next to config.json and loads as Hub remote code.
+One-model-one-file: this module imports only the standard library, torch, transformers and its sibling config
+(the kernel's C source is a string in this file), so it is copied verbatim next to config.json and loads as Hub
+remote code.
 """
 
 import ctypes
