@@ -161,6 +161,13 @@ def _ratio(value, anchor):
     return value / anchor
 
 
+def _timed(fn) -> tuple:
+    """(fn(), the seconds it took)."""
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
 def _total_ram_bytes() -> int:
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
@@ -814,26 +821,19 @@ def _step_weights(model) -> list:
     return list(weights.values())
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def _weight_stream_floor_s(model, reps: int = 50) -> float:
     """Best time of a 1-row matmul per step weight, back to back: reading the weights is all a step must do."""
     import torch
 
     weights = _step_weights(model)
     rows = [torch.randn(1, w.shape[1]) for w in weights]
-    times = []
+    def read_every_weight():
+        for row, weight in zip(rows, weights):
+            torch.mm(row, weight.t())
+
     with torch.inference_mode():
-        for _ in range(reps):
-            start = time.perf_counter()
-            for row, weight in zip(rows, weights):
-                torch.mm(row, weight.t())
-            times.append(time.perf_counter() - start)
-    return min(times[5:] or times)
+        times = [_timed(read_every_weight)[1] for _ in range(reps)]
+    return min(times[5:] or times)  # the first passes warm the caches and the thread pool
 
 
 def measure_generation(sizes: dict) -> dict:
@@ -865,17 +865,14 @@ def measure_generation(sizes: dict) -> dict:
     generate(False, 4)
     step_floor_s = _weight_stream_floor_s(model)
     generate(True, 4, skeleton)
-    overhead_s = min(_timed(lambda: generate(True, new_tokens, skeleton)) for _ in range(sizes["cache_reps"]))
-    overhead_s /= new_tokens
+    skeleton_runs = [_timed(lambda: generate(True, new_tokens, skeleton)) for _ in range(sizes["cache_reps"])]
+    overhead_s = min(seconds for _, seconds in skeleton_runs) / new_tokens
     timings = {}
     outputs = {}
     for use_cache, reps in ((True, sizes["cache_reps"]), (False, sizes["no_cache_reps"])):
-        times = []
-        for _ in range(reps):
-            start = time.perf_counter()
-            outputs[use_cache] = generate(use_cache, new_tokens)
-            times.append(time.perf_counter() - start)
-        timings[use_cache] = min(times)
+        runs = [_timed(lambda cache=use_cache: generate(cache, new_tokens)) for _ in range(reps)]
+        outputs[use_cache] = runs[-1][0]
+        timings[use_cache] = min(seconds for _, seconds in runs)
     generated = outputs[True].shape[1] - prompt.shape[1]
     return {
         "model": {"cell": "lstm", "vocab_size": config.vocab_size, "embedding_size": config.embedding_size,
@@ -976,14 +973,12 @@ def measure_pipeline(sizes: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="hf-nlpft-bench-") as output_dir:
         training_args = TrainingArguments(output_dir=output_dir, report_to="none", use_cpu=True)
         for _ in range(sizes["reps"]):
-            start = time.perf_counter()
-            encodings = backend.encode_batch(texts)
-            encode_times.append(time.perf_counter() - start)
+            encodings, seconds = _timed(lambda: backend.encode_batch(texts))
+            encode_times.append(seconds)
             token_count = sum(len(encoding.ids) for encoding in encodings)
             del encodings
-            start = time.perf_counter()
-            packed = tokenize_for_lm(raw, tokenizer, "text", data_args, training_args, "clm")
-            pipeline_times.append(time.perf_counter() - start)
+            packed, seconds = _timed(lambda: tokenize_for_lm(raw, tokenizer, "text", data_args, training_args, "clm"))
+            pipeline_times.append(seconds)
             blocks = len(packed["train"])
             del packed
     encode_tps = token_count / min(encode_times)
