@@ -404,9 +404,7 @@ def additive_scores(
     if impl in ("auto", "fused", "recompute"):
         return AdditiveScoreFunction.apply(q.contiguous(), k.contiguous(), v.contiguous(), chunk_size, causal)
     if impl == "naive":
-        return (
-            torch.tanh(q.unsqueeze(3) + k.unsqueeze(2)) @ v.view(1, v.shape[0], 1, v.shape[1], 1)
-        ).squeeze(-1)
+        return (torch.tanh(q.unsqueeze(3) + k.unsqueeze(2)) @ v.view(1, v.shape[0], 1, v.shape[1], 1)).squeeze(-1)
     raise ValueError(
         f"Unknown additive attention implementation {impl!r}; expected 'auto', 'fused', 'recompute' or 'naive'"
     )
